@@ -1,0 +1,79 @@
+"""The exceptions sendoff raises.
+
+Programmer errors (bad input) raise :class:`InvalidRequest` at once, in the caller.
+Network failures of blocking clients raise a :class:`TransportError` subclass; those of
+fire-and-forget requests are logged, counted and put on the receipt instead.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    Request = Any
+    Response = Any
+
+
+class SendoffError(Exception):
+    """Base class of every exception sendoff raises."""
+
+
+class InvalidRequest(SendoffError, ValueError):
+    """A request that cannot be sent as given; the message names the field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class TransportError(SendoffError):
+    """The request could not be exchanged with the server."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: Request | None = None,
+        transfer_info: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.request = request
+        self.transfer_info: dict[str, Any] = transfer_info if transfer_info is not None else {}
+
+
+class ConnectError(TransportError):
+    """The connection could not be opened (refused, unreachable, DNS failure)."""
+
+
+class TimeoutError(TransportError, builtins.TimeoutError):
+    """The server did not connect, accept or answer within the timeout.
+
+    It is also the builtin ``TimeoutError``, so ``except TimeoutError`` catches it either way.
+    """
+
+
+class TLSError(ConnectError):
+    """The TLS handshake failed (untrusted or mismatched certificate, protocol error)."""
+
+
+class ProtocolError(TransportError):
+    """The server broke the HTTP protocol or closed the connection mid-response."""
+
+
+class HttpError(SendoffError):
+    """A 4xx or 5xx response, raised by the ``HttpError`` subscriber."""
+
+    def __init__(self, response: Response, request: Request | None = None) -> None:
+        self.response = response
+        self.request = request
+        where = f" for {request.method()} {request.url(redacted=True)}" if request else ""
+        super().__init__(f"HTTP {response.status} {response.reason}{where}")
+
+
+class TooManyTransitions(SendoffError):
+    """A request's lifecycle looped (intercept/retry) more often than the bound allows."""
+
+
+class QueueFull(SendoffError):
+    """The fire-and-forget queue is full and the client's ``on_full`` policy is ``"raise"``."""
