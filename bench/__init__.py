@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of sendoff against its peers (``make bench``)."""
