@@ -1,0 +1,35 @@
+"""Query-string and form (x-www-form-urlencoded) encoding."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, quote_plus
+
+FieldValue = str | bytes | list[str | bytes]
+
+
+def encode_fields(fields: Mapping[str, FieldValue]) -> str:
+    """``a=1&b=2`` from a mapping; list values repeat their key, in order."""
+    parts: list[str] = []
+    for key, value in fields.items():
+        k = quote_plus(key)
+        if isinstance(value, list):
+            parts.extend(f"{k}={quote_plus(v)}" for v in value)
+        else:
+            parts.append(f"{k}={quote_plus(value)}")
+    return "&".join(parts)
+
+
+def decode_fields(text: str) -> dict[str, FieldValue]:
+    """The inverse of :func:`encode_fields`: repeated keys become lists."""
+    out: dict[str, FieldValue] = {}
+    for key, value in parse_qsl(text, keep_blank_values=True):
+        if key in out:
+            prev = out[key]
+            if isinstance(prev, list):
+                prev.append(value)
+            else:
+                out[key] = [prev, value]
+        else:
+            out[key] = value
+    return out
