@@ -3,7 +3,6 @@ Request::execute and Request_Client_Internal in one place)."""
 
 from __future__ import annotations
 
-import asyncio
 import traceback
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
@@ -15,9 +14,9 @@ from ..errors import InvalidRequest
 from ..http.request import Request
 from ..http.response import Response, reason_phrase
 from . import asgi, gateway, wsgi
-from .context import MAX_DEPTH, enter, leave
+from .context import MAX_DEPTH, Frame, enter, leave
 from .controller import Controller
-from .exceptions import HTTPException
+from .exceptions import HTTPException, RecursionLimit
 from .routes import Route
 
 if TYPE_CHECKING:
@@ -34,7 +33,7 @@ MAX_BODY = 10 * 1024 * 1024
 
 
 class App:
-    """An HMVC application: a WSGI callable, with :attr:`asgi` for ASGI servers.
+    """An HMVC application: a WSGI callable, with ``app.asgi`` for ASGI servers.
 
     ::
 
@@ -80,6 +79,8 @@ class App:
         #: listeners on ``app.internal.emitter`` see each of them.
         self.internal: Internal = Internal(self)
         self._routes: tuple[Route, ...] = ()
+        #: The ASGI application (uvicorn, hypercorn, daphne): ``uvicorn module:app.asgi``.
+        self.asgi = asgi.ASGIEntry(self)
 
     def __repr__(self) -> str:
         return f"<App routes={list(self.routes)} controllers={list(self.controllers)}>"
@@ -101,8 +102,9 @@ class App:
         self._routes = tuple(self.routes.values())
         return route
 
-    def url(self, name: str, **params: Any) -> str:
-        """The path of route ``name`` with ``params`` (Kohana's ``Route::url``), e.g.
+    def url(self, name: str, /, **params: Any) -> str:
+        """The path of route ``name`` with ``params`` (Kohana's ``Route::url``; ``name`` is
+        positional, so a route parameter may be called ``name`` too), e.g.
         ``app.url("default", controller="blog", id=5)`` -> ``"/blog/index/5"``."""
         route = self.routes.get(name)
         if route is None:
@@ -133,13 +135,18 @@ class App:
         """Route ``request`` to its controller and return the response: 404 when nothing
         matches, the status of an :class:`HTTPException`, 500 for any other exception.
         Sub-requests nested deeper than ``max_depth`` raise
-        :class:`~sendoff.hmvc.RecursionLimit`. (Use ``Internal(app)`` or
+        :class:`~sendoff.hmvc.RecursionLimit` up to the outermost request, which answers
+        500. (Use ``Internal(app)`` or
         ``request.execute()`` to run the event lifecycle around this.)"""
         token = enter(request, self, self.max_depth)
         try:
             response = self._dispatch(request)
         except HTTPException as exc:
             response = exc.get_response(request)
+        except RecursionLimit:
+            if isinstance(token.old_value, Frame):
+                raise  # up to the request that started the loop: one 500, one log record
+            response = self._server_error(request)
         except Exception:
             response = self._server_error(request)
         finally:
@@ -214,32 +221,6 @@ class App:
         headers = gateway.outgoing_headers(response, body)
         start_response(gateway.status_line(response.status), headers)
         return [b"" if head else body]
-
-    async def asgi(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
-        """The ASGI application (uvicorn, hypercorn, daphne): ``uvicorn module:app.asgi``.
-        Controllers are synchronous, so each request runs in a worker thread."""
-        if scope["type"] == "lifespan":
-            await asgi.serve_lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            raise ValueError(f"a sendoff App serves HTTP only, not {scope['type']!r}")
-        try:
-            body = await asgi.read_body(receive, self.max_body)
-        except HTTPException as exc:
-            response, head = exc.get_response(), False
-        else:
-            if body is None:
-                return  # the client went away
-            response, head = await asyncio.to_thread(
-                self._respond, lambda: asgi.request_from_scope(scope, body, self.trusted_proxies)
-            )
-        content = response.body
-        await asgi.send_response(
-            send,
-            response.status,
-            gateway.outgoing_headers(response, content),
-            b"" if head else content,
-        )
 
     # -- views ----------------------------------------------------------------------------------
     def view_environment(self) -> jinja2.Environment | None:

@@ -7,7 +7,7 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from .._logging import logger as _root_logger
@@ -16,7 +16,10 @@ from ..http.headers import Headers
 from ..http.request import PreparedRequest, Request
 from ..http.response import Response
 from .exceptions import HTTPException
-from .gateway import build_request
+from .gateway import build_request, outgoing_headers
+
+if TYPE_CHECKING:
+    from .app import App
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -84,6 +87,38 @@ async def serve_lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+class ASGIEntry:
+    """An App as an ASGI application (``app.asgi``). Controllers are synchronous, so
+    each request runs in a worker thread, with the context of the task serving it."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def __repr__(self) -> str:
+        return f"<ASGI entry of {self.app!r}>"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await serve_lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise ValueError(f"a sendoff App serves HTTP only, not {scope['type']!r}")
+        app = self.app
+        try:
+            body = await read_body(receive, app.max_body)
+        except HTTPException as exc:
+            response, head = exc.get_response(), False
+        else:
+            if body is None:
+                return  # the client went away
+            response, head = await asyncio.to_thread(
+                app._respond, lambda: request_from_scope(scope, body, app.trusted_proxies)
+            )
+        content = response.body
+        headers = outgoing_headers(response, content)
+        await send_response(send, response.status, headers, b"" if head else content)
 
 
 # -- Internal: calling an ASGI application ------------------------------------------------
