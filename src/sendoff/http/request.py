@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._logging import redact_url
 from ..errors import InvalidRequest
-from .checks import check_text, check_token, field_value
+from .checks import check_text, check_token, field_value, utf8
 from .forms import FieldValue, decode_fields, encode_fields
 from .headers import Headers, HeadersInput
 from .url import URL, parse_uri
@@ -264,7 +264,7 @@ class Request:
         if self._body_kind == "form":
             raise InvalidRequest("body", "a raw body cannot be combined with post() fields")
         if isinstance(value, str):
-            value = value.encode("utf-8")
+            value = utf8("body", value)
         elif isinstance(value, bytearray | memoryview):
             value = bytes(value)
         elif not isinstance(value, bytes):
@@ -284,7 +284,7 @@ class Request:
             encoded = _json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         except (TypeError, ValueError) as exc:
             raise InvalidRequest("json", f"not JSON-serialisable: {exc}") from None
-        self._body = encoded.encode("utf-8")
+        self._body = utf8("json", encoded)
         self._body_kind = "json"
         return self
 
@@ -421,6 +421,8 @@ class _Getter(NamedTuple):
 def _store_field(field: str, store: dict[str, FieldValue], key: Any, value: Any) -> None:
     if not isinstance(key, str):
         raise InvalidRequest(field, f"keys must be str, not {type(key).__name__}")
+    if not key.isascii():
+        utf8(field, key)
     if value is None:
         store.pop(key, None)
     else:
@@ -439,6 +441,8 @@ def _cookie_value(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidRequest(f"cookie {name!r}", f"must be str or int, not {type(value).__name__}")
     check_text(f"cookie {name!r}", value)
+    if not value.isascii():
+        raise InvalidRequest(f"cookie {name!r}", f"{value!r} is not ASCII; encode it first")
     if ";" in value:
         raise InvalidRequest(f"cookie {name!r}", f"{value!r} contains ';'")
     return value

@@ -14,7 +14,7 @@ from functools import lru_cache
 from urllib.parse import unquote
 
 from ..errors import InvalidRequest
-from .checks import check_text
+from .checks import check_text, utf8
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -114,11 +114,11 @@ def _split_host_port(hostport: str, uri: str) -> tuple[str, str]:
         if after and not after.startswith(":"):
             raise InvalidRequest("uri", f"unexpected {after!r} after the host in {uri!r}")
         return literal.lower(), after[1:]
+    if hostport.count(":") > 1:
+        raise InvalidRequest("uri", f"IPv6 addresses need brackets: {uri!r}")
     host, _, port_text = hostport.partition(":")
     if not host:
         raise InvalidRequest("uri", f"no host in {uri!r}")
-    if ":" in port_text:
-        raise InvalidRequest("uri", f"IPv6 addresses need brackets: {uri!r}")
     return encode_host(host), port_text
 
 
@@ -145,4 +145,5 @@ def quote_path(path: str) -> str:
     """Percent-encode what may not appear in a path; existing %XX escapes are kept."""
     if _PATH_UNSAFE.search(path) is None:
         return path
+    utf8("uri", path)
     return _PATH_UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), path)
