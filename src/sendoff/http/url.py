@@ -33,6 +33,8 @@ class URL:
     query: str
     username: str | None = None
     password: str | None = None
+    #: the Host header: the port only when it is not the scheme's default
+    host_header: str = ""
 
     @property
     def is_external(self) -> bool:
@@ -42,14 +44,6 @@ class URL:
     def origin(self) -> tuple[str, str, int]:
         """(scheme, host, port): the key of a connection pool."""
         return (self.scheme, self.host, self.port)
-
-    @property
-    def host_header(self) -> str:
-        """The Host header: the port only when it is not the scheme's default."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.port != DEFAULT_PORTS[self.scheme]:
-            return f"{host}:{self.port}"
-        return host
 
     def text(self, query: str | None = None, *, with_credentials: bool = False) -> str:
         """The URI as text, with ``query`` (or its own) as the query string."""
@@ -98,7 +92,10 @@ def parse_uri(uri: str) -> URL:
         port = int(port_text)
         if not 1 <= port <= 65535:
             raise InvalidRequest("uri", f"port {port} is outside 1-65535")
-    return URL(scheme, host, port, quote_path(path or "/"), query, username, password)
+    host_header = f"[{host}]" if ":" in host else host
+    if port != DEFAULT_PORTS[scheme]:
+        host_header = f"{host_header}:{port}"
+    return URL(scheme, host, port, quote_path(path or "/"), query, username, password, host_header)
 
 
 def _split_host_port(hostport: str, uri: str) -> tuple[str, str]:
