@@ -22,7 +22,7 @@ def encode_fields(fields: Mapping[str, FieldValue]) -> str:
     """``a=1&b=2`` from a mapping; list values repeat their key, in order."""
     parts: list[str] = []
     for key, value in fields.items():
-        if type(value) is list:
+        if isinstance(value, list):
             k = _quote(key)
             parts += [f"{k}={_quote(v)}" for v in value]
         else:
