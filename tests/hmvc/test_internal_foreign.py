@@ -180,6 +180,28 @@ def test_fastapi_timeout(fastapi_app: tuple[Any, list[str]]) -> None:
             Request("stuck").client(client).execute()
     finally:
         client.close()
+    assert fastapi_app[1] == ["startup", "shutdown"]
+
+
+def test_asgi_app_calling_itself_through_internal_is_refused() -> None:
+    client: Internal
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return  # no lifespan
+        try:
+            Request("again").client(client).execute()
+            text = b"no error"
+        except RuntimeError as exc:
+            text = str(exc).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": text})
+
+    client = Internal(app)
+    try:
+        assert "from inside that app's own requests" in Request("x").client(client).execute().text
+    finally:
+        client.close()
 
 
 def test_kind_can_be_forced_and_is_checked(flask_app: Any) -> None:

@@ -162,6 +162,15 @@ class ASGIRunner:
     def call(self, scope: Scope, body: bytes, timeout: float) -> Response:
         """Exchange one request with the app; sendoff's TimeoutError past ``timeout``."""
         loop = self._started(timeout)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            raise RuntimeError(
+                "Internal cannot execute a request against an ASGI app from inside that "
+                "app's own requests (it would wait on the loop it blocks)"
+            )
         if self._state:
             scope["state"] = dict(self._state)
         future = asyncio.run_coroutine_threadsafe(self._exchange(scope, body), loop)
