@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from sendoff.hmvc import App, Route
@@ -136,3 +138,30 @@ def test_app_url_is_an_absolute_path() -> None:
     assert app.url("widget", name="news", page=2) == "/widget/news/2"
     with pytest.raises(KeyError, match="no route named 'nope'"):
         app.url("nope")
+
+
+def test_filters_route_by_method_and_may_change_params() -> None:
+    from sendoff import Internal, Request
+    from sendoff.hmvc import Controller
+
+    app = App()
+
+    def only_post(route: Route, params: dict[str, str], request: Request) -> Any:
+        if request.method() != "POST":
+            return None
+        return {**params, "action": "create"}
+
+    app.route("create", "items", {"controller": "items"}).filter(only_post)
+    app.route("list", "items", {"controller": "items", "action": "list"})
+
+    @app.controller("items")
+    class Items(Controller):
+        def action_create(self) -> None:
+            self.response.body = "created"
+
+        def action_list(self) -> None:
+            self.response.body = "listed"
+
+    client = Internal(app)
+    assert Request("items").client(client).method("POST").execute().text == "created"
+    assert Request("items").client(client).execute().text == "listed"

@@ -157,7 +157,7 @@ class App:
         url = request.parsed_url
         path = url.path.strip("/") if url.scheme else url.path
         for route in self._routes:
-            params = route.matches(path)
+            params = route.matches(path, request)
             if params is not None:
                 break
         else:

@@ -14,8 +14,11 @@ its own. Parameters a URI leaves out take the route's defaults; ``action`` defau
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, Union
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:
+    from ..http.request import Request
 
 #: What a parameter matches unless the route says otherwise (Kohana's REGEX_SEGMENT).
 SEGMENT = r"[^/.,;?\n]++"
@@ -23,6 +26,9 @@ DEFAULT_ACTION = "index"
 
 _KEY = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)>")
 _MISSING: Any = object()
+
+#: ``callback(route, params, request)`` -> params, or None for "no match".
+Filter = Callable[["Route", dict[str, str], "Request"], "dict[str, str] | None"]
 
 
 class _Param:
@@ -48,7 +54,16 @@ class Route:
             {"controller": "welcome", "action": "index"})
     """
 
-    __slots__ = ("_defaults", "_expression", "_tree", "keys", "name", "pattern", "regex")
+    __slots__ = (
+        "_defaults",
+        "_expression",
+        "_filters",
+        "_tree",
+        "keys",
+        "name",
+        "pattern",
+        "regex",
+    )
 
     def __init__(
         self,
@@ -73,6 +88,7 @@ class Route:
         except re.error as exc:
             raise ValueError(f"route {name!r}: bad regex ({exc}) in {source!r}") from None
         self._defaults: dict[str, str] = {}
+        self._filters: list[Filter] = []
         if defaults:
             self.defaults(defaults)
 
@@ -86,8 +102,16 @@ class Route:
         self._defaults = {str(k): str(v) for k, v in value.items()}
         return self
 
-    def matches(self, uri: str) -> dict[str, str] | None:
-        """The parameters of ``uri`` (no leading or trailing slash), or None."""
+    def filter(self, callback: Filter) -> Route:
+        """Add a filter (Kohana's ``Route::filter``), called as ``callback(route, params,
+        request)`` after the pattern matched: it returns the params (changed or not), or
+        None to make the route not match, e.g. to route by HTTP method. Chains."""
+        self._filters.append(callback)
+        return self
+
+    def matches(self, uri: str, request: Request | None = None) -> dict[str, str] | None:
+        """The parameters of ``uri`` (no leading or trailing slash), or None; filters
+        are applied when ``request`` is given."""
         found = self._expression.match(uri)
         if found is None:
             return None
@@ -97,6 +121,12 @@ class Route:
                 params[key] = value
         if "action" not in params:
             params["action"] = DEFAULT_ACTION
+        if self._filters and request is not None:
+            for callback in self._filters:
+                filtered = callback(self, params, request)
+                if filtered is None:
+                    return None
+                params = filtered
         return params
 
     def uri(self, **params: Any) -> str:
