@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hmvc_page
 import seed_requests
 
 
 def main() -> None:
     seed_requests.main()
+    hmvc_page.main()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 from .clients.base import Client
 from .clients.default import get_default_client, set_default_client
 from .clients.external import External
+from .clients.internal import Internal
 from .errors import (
     ConnectError,
     HttpError,
@@ -38,6 +39,7 @@ __all__ = [
     "External",
     "Headers",
     "HttpError",
+    "Internal",
     "InvalidRequest",
     "ProtocolError",
     "QueueFull",

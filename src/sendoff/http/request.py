@@ -17,6 +17,7 @@ from .url import URL, parse_uri
 if TYPE_CHECKING:
     from ..clients.base import Client
     from ..events.emitter import Emitter
+    from ..hmvc.routes import Route
 
 USER_AGENT = "sendoff/0.1.0"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -26,6 +27,9 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _NO_NAMES: frozenset[str] = frozenset()
 
 _MISSING: Any = object()
+
+#: Slots of the HMVC block at the end of Request; only the App sets them.
+_HMVC_SLOTS = ("_action", "_client_ip", "_controller", "_directory", "_params", "_route")
 
 
 class PreparedRequest(NamedTuple):
@@ -76,6 +80,7 @@ class Request:
         "_query",
         "_timeout",
         "_url",
+        *_HMVC_SLOTS,
     )
 
     def __init__(
@@ -424,6 +429,87 @@ class Request:
         if self._headers is not None:
             for name in ("content-type", "content-length"):
                 self._headers.pop(name, None)
+
+    # -- HMVC (internal requests) ---------------------------------------------------------
+    # The App sets these slots when it routes a request; they stay unset otherwise, so an
+    # external request pays nothing for them (getattr() with a default reads them).
+    _action: str
+    _client_ip: str
+    _controller: str
+    _directory: str
+    _params: dict[str, str]
+    _route: Route
+
+    def param(self, key: str = _MISSING, default: Any = None) -> Any:
+        """A route parameter (Kohana's ``$request->param()``); without a key, a dict of
+        them all. ``directory``, ``controller`` and ``action`` have methods of their own."""
+        params: dict[str, str] | None = getattr(self, "_params", None)
+        if key is _MISSING:
+            return dict(params) if params else {}
+        return params.get(key, default) if params else default
+
+    def route(self) -> Route | None:
+        """The route that matched this request, once the App has routed it."""
+        return getattr(self, "_route", None)
+
+    def directory(self, value: str = _MISSING) -> Any:
+        """The controller's directory (``admin`` for ``admin/users``), or ``""``."""
+        if value is _MISSING:
+            return getattr(self, "_directory", "")
+        self._directory = value
+        return self
+
+    def controller(self, value: str = _MISSING) -> Any:
+        """The controller name from the route; set it in ``before()`` to re-dispatch."""
+        if value is _MISSING:
+            return getattr(self, "_controller", "")
+        self._controller = value
+        return self
+
+    def action(self, value: str = _MISSING) -> Any:
+        """The action name; a controller's ``before()`` may change it."""
+        if value is _MISSING:
+            return getattr(self, "_action", "")
+        self._action = value
+        return self
+
+    @staticmethod
+    def initial() -> Request | None:
+        """The main request being served in this context (Kohana's ``Request::initial()``)."""
+        from ..hmvc.context import current_frame
+
+        frame = current_frame()
+        return frame.initial if frame else None
+
+    @staticmethod
+    def current() -> Request | None:
+        """The request executing now: the main one or a sub-request (``Request::current()``)."""
+        from ..hmvc.context import current_frame
+
+        frame = current_frame()
+        return frame.request if frame else None
+
+    def is_initial(self) -> bool:
+        """True for the main request of the App serving this context."""
+        return self is Request.initial()
+
+    def client_ip(self, value: str = _MISSING) -> Any:
+        """The address of the client that sent the main request (Kohana's
+        ``Request::$client_ip``); sub-requests report their main request's."""
+        if value is not _MISSING:
+            self._client_ip = value
+            return self
+        ip: str | None = getattr(self, "_client_ip", None)
+        if ip is None:
+            main = Request.initial()
+            if main is not None and main is not self:
+                ip = getattr(main, "_client_ip", None)
+        return ip
+
+    def is_ajax(self) -> bool:
+        """True when ``X-Requested-With: XMLHttpRequest`` was sent (Kohana's is_ajax())."""
+        value = self._headers.get("x-requested-with") if self._headers else None
+        return value is not None and value.lower() == "xmlhttprequest"
 
 
 class _Getter(NamedTuple):
