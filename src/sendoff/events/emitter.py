@@ -93,6 +93,7 @@ class Emitter:
             if name not in self._entries:
                 return event
             calls = self._build(name)
+        event.name = name
         for call in calls:
             call(event)
             if event._stopped:
@@ -163,6 +164,7 @@ def emit_merged(name: str, event: E, first: Emitter, second: Emitter | None) -> 
         ),
         key=lambda t: t[:3],
     )
+    event.name = name
     for *_, entry in merged:
         entry.call(event)
         if event._stopped:
