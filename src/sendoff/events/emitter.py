@@ -101,9 +101,12 @@ class Emitter:
         return event
 
     def attach(self, subscriber: Subscriber) -> None:
-        """Add every listener a subscriber names in ``get_events()``."""
-        for name, method, priority in _subscriptions(subscriber):
-            self.on(name, getattr(subscriber, method), priority)
+        """Add every listener a subscriber names in ``get_events()`` (all or none)."""
+        found = [(n, getattr(subscriber, m), p) for n, m, p in _subscriptions(subscriber)]
+        for _, _, priority in found:
+            _resolve_priority(priority, ())  # a bad entry must not leave the others attached
+        for name, listener, priority in found:
+            self.on(name, listener, priority)
 
     def detach(self, subscriber: Subscriber) -> None:
         """Remove every listener :meth:`attach` added for ``subscriber``."""
