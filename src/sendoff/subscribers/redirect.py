@@ -54,6 +54,7 @@ class Redirect:
         if follow.parsed_url.origin != current.parsed_url.origin:
             for name in _ORIGIN_BOUND:
                 follow.headers(name, None)
+            follow._cookies = None  # request.cookie() values are credentials too
         txn.meta["redirects"] = count + 1
         txn.meta.setdefault("redirect_history", []).append(response)
         txn.request = follow
