@@ -21,7 +21,8 @@ from sendoff.events import (
     Transaction,
 )
 from sendoff.subscribers import Redirect
-from tests.support.recording_server import Reply, free_port
+from tests.events.helpers import refused_url, statuses
+from tests.support.recording_server import Reply
 
 LIFECYCLE = ("before", "headers", "complete", "error", "end")
 
@@ -42,21 +43,6 @@ class Trace:
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self.seen]
-
-
-def refused_url() -> str:
-    return f"http://127.0.0.1:{free_port()}/"
-
-
-def statuses(*codes: int):
-    """A handler answering each request with the next status of ``codes`` (then the last)."""
-    queue = list(codes)
-
-    def handler(req):
-        code = queue.pop(0) if len(queue) > 1 else queue[0]
-        return Reply(code, f"status {code}".encode())
-
-    return handler
 
 
 # -- before ----------------------------------------------------------------------------------
