@@ -1,5 +1,9 @@
 """Built-in subscribers, each attachable on its own: ``client.emitter.attach(Redirect())``."""
 
+from .mock import Mock
 from .redirect import Redirect
 
-__all__ = ["Redirect"]
+__all__ = [
+    "Mock",
+    "Redirect",
+]
