@@ -4,10 +4,12 @@ from .http_error import HttpError
 from .mock import Mock
 from .prepare import Prepare
 from .redirect import Redirect
+from .retry import Retry
 
 __all__ = [
     "HttpError",
     "Mock",
     "Prepare",
     "Redirect",
+    "Retry",
 ]
