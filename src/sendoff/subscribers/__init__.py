@@ -1,5 +1,6 @@
 """Built-in subscribers, each attachable on its own: ``client.emitter.attach(Redirect())``."""
 
+from .cookies import Cookies
 from .http_error import HttpError
 from .mock import Mock
 from .prepare import Prepare
@@ -7,6 +8,7 @@ from .redirect import Redirect
 from .retry import Retry
 
 __all__ = [
+    "Cookies",
     "HttpError",
     "Mock",
     "Prepare",
