@@ -1,6 +1,7 @@
 """Built-in subscribers, each attachable on its own: ``client.emitter.attach(Redirect())``."""
 
 from .cookies import Cookies
+from .history import Entry, History
 from .http_error import HttpError
 from .mock import Mock
 from .prepare import Prepare
@@ -9,6 +10,8 @@ from .retry import Retry
 
 __all__ = [
     "Cookies",
+    "Entry",
+    "History",
     "HttpError",
     "Mock",
     "Prepare",
