@@ -3,6 +3,7 @@
 from .cookies import Cookies
 from .history import Entry, History
 from .http_error import HttpError
+from .log import Log
 from .mock import Mock
 from .prepare import Prepare
 from .redirect import Redirect
@@ -13,6 +14,7 @@ __all__ = [
     "Entry",
     "History",
     "HttpError",
+    "Log",
     "Mock",
     "Prepare",
     "Redirect",
