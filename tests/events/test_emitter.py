@@ -530,3 +530,21 @@ def test_emit_merged_consumes_once_listeners_of_both():
     assert calls == ["client", "request"]
     assert not client.has_listeners()
     assert not request.has_listeners()
+
+
+def test_emit_merged_with_once_seen_runs_the_first_emitters_once_listeners_once_per_set():
+    calls: list[str] = []
+    client, request = Emitter(), Emitter()
+    client.once("e", recorder(calls, "client-once"), 5)
+    client.on("e", recorder(calls, "client"))
+    request.once("e", recorder(calls, "request-once"))
+    first_request: set = set()
+    emit_merged("e", Event(), client, request, first_request)
+    emit_merged("e", Event(), client, None, first_request)  # same request again (a retry)
+    emit_merged("e", Event(), client, None, set())  # the next request
+    assert calls == ["client-once", "client", "request-once", "client", "client-once", "client"]
+    assert client.has_listeners("e")  # still registered for later requests
+    assert not request.has_listeners("e")  # the request's own once is gone
+    client.emit("e", Event())  # a plain emit consumes it as usual
+    client.emit("e", Event())
+    assert calls[-3:] == ["client-once", "client", "client"]

@@ -508,13 +508,26 @@ def test_request_listeners_alone_run_the_lifecycle(server):
     assert trace.names == ["before", "complete", "end"]
 
 
-def test_once_on_a_client_fires_for_one_request_only(server):
-    client = External("urllib3")
+def test_once_on_a_client_fires_once_per_request(make_server):
+    srv = make_server(redirecting)
+    client = External("urllib3", follow_redirects=True)
     calls: list[str] = []
-    client.emitter.once("before", lambda e: calls.append(e.request.uri()))
-    Request(server.url("/a")).client(client).execute()
-    Request(server.url("/b")).client(client).execute()
-    assert calls == [server.url("/a")]
+    client.emitter.once("before", lambda e: calls.append(e.request.parsed_url.path))
+    Request(srv.url("/old")).client(client).execute()  # redirected: before runs twice
+    Request(srv.url("/b")).client(client).execute()
+    assert calls == ["/old", "/b"]
+    assert len(client.emitter.listeners("before")) == 1  # it stays for the next request
+
+
+def test_once_on_a_request_fires_once_even_when_the_request_is_sent_again(server):
+    client = External("urllib3")
+    request = Request(server.url("/")).client(client)
+    calls: list[int] = []
+    request.emitter.once("complete", lambda e: calls.append(e.response.status))
+    request.execute()
+    request.execute()
+    assert calls == [200]
+    assert not request.emitter.has_listeners("complete")
 
 
 # -- redirect via subscriber ---------------------------------------------------------------------
