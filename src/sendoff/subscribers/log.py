@@ -54,6 +54,24 @@ class Log:
     def on_end(self, event: EndEvent) -> None:
         txn = event.transaction
         response, exception = txn.response, txn.exception
+        if exception is not None:
+            level = logging.ERROR
+        elif response is not None and response.status >= 400:
+            level = logging.WARNING
+        else:
+            level = logging.INFO
+        log = self.logger
+        if log.isEnabledFor(level):
+            fields = self.fields(event)
+            log.log(level, "%s", _logfmt(fields), extra={"sendoff": fields})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("request headers: %s", _header_dump(txn.request))
+            if response is not None:
+                log.debug("response headers: %s", redact_headers(response.headers.multi_items()))
+
+    def fields(self, event: EndEvent) -> dict[str, Any]:
+        """The fields of the line logged for the request ``event`` ends."""
+        txn = event.transaction
         started = txn.meta.get(META_KEY)
         if started is not None:
             elapsed = time.perf_counter() - started
@@ -66,24 +84,15 @@ class Log:
         }
         if txn.request is not txn.original and txn.request.url() != txn.original.url():
             fields["final_url"] = txn.request.url(redacted=True)
-        if exception is not None:
+        if txn.exception is not None:
             secrets = _secrets(txn.original, txn.request)
-            fields["error"] = _scrub(f"{type(exception).__name__}: {exception}", secrets)
-            level = logging.ERROR
+            fields["error"] = _scrub(f"{type(txn.exception).__name__}: {txn.exception}", secrets)
         else:
-            status = response.status if response is not None else None
-            fields["status"] = status
-            level = logging.WARNING if status is not None and status >= 400 else logging.INFO
+            fields["status"] = txn.response.status if txn.response is not None else None
         fields["elapsed_ms"] = round(elapsed * 1000, 3)
         fields["retries"] = txn.retry_count - redirects
         fields["redirects"] = redirects
-        log = self.logger
-        if log.isEnabledFor(level):
-            log.log(level, "%s", _logfmt(fields), extra={"sendoff": fields})
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("request headers: %s", _header_dump(txn.request))
-            if response is not None:
-                log.debug("response headers: %s", redact_headers(response.headers.multi_items()))
+        return fields
 
 
 def _header_dump(request: Request) -> list[tuple[str, str]]:
