@@ -6,7 +6,7 @@ import pytest
 
 import sendoff
 from sendoff import External, Request, Response
-from sendoff.subscribers import History, HttpError, Mock, Redirect
+from sendoff.subscribers import History, HttpError, Mock, Redirect, Retry
 from tests.events.helpers import refused_url, statuses
 from tests.support.recording_server import Reply
 
@@ -110,3 +110,19 @@ def test_intercepted_responses_are_recorded():
     client.emitter.attach(Mock([Response(201)]))
     Request("http://example.test/").client(client).execute()
     assert [e.response.status for e in history] == [201]
+
+
+def test_sees_retried_failures_whatever_the_attach_order(make_server, monkeypatch):
+    monkeypatch.setattr("sendoff.clients.base.time.sleep", lambda s: None)
+    srv = make_server()
+    client = External("urllib3", timeout=5)
+    client.emitter.attach(Retry())  # attached first: it stops propagation when it retries
+    history = History()
+    client.emitter.attach(history)
+    request = Request(refused_url("/x")).client(client)
+    # the retry goes to the live server
+    client.emitter.on("before", lambda e: e.retry_count == 1 and e.request.uri(srv.url("/x")))
+    assert request.execute().status == 200
+    assert [(type(e.exception).__name__, e.response and e.response.status) for e in history] == [
+        ("ConnectError", None), ("NoneType", 200)
+    ]

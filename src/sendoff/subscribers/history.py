@@ -46,9 +46,11 @@ class History:
         return f"<History {len(self)} of {self.limit} entries>"
 
     def get_events(self) -> dict[str, Any]:
+        # above EARLY: listeners there (Retry, a cache) may stop propagation, and an
+        # observer must see every hop whatever order the subscribers were attached in
         return {
-            "complete": ("on_complete", RequestEvents.EARLY),
-            "error": ("on_error", RequestEvents.EARLY),
+            "complete": ("on_complete", RequestEvents.EARLY + 1),
+            "error": ("on_error", RequestEvents.EARLY + 1),
         }
 
     def on_complete(self, event: CompleteEvent) -> None:
