@@ -400,7 +400,9 @@ class Request:
         return self.prepare().wire()
 
     def copy(self) -> Request:
-        """An independent copy (listeners of this request's own emitter included)."""
+        """A copy whose fields change independently; it shares this request's own
+        emitter, so listeners registered on either apply to both (redirects and retries
+        rely on that)."""
         new = Request.__new__(Request)
         new._method = self._method
         new._url = self._url
