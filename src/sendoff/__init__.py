@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import asgi, background, wsgi
 from .errors import (
     ConnectError,
     HttpError,
@@ -29,4 +30,7 @@ __all__ = [
     "TooManyTransitions",
     "TransportError",
     "__version__",
+    "asgi",
+    "background",
+    "wsgi",
 ]
