@@ -12,7 +12,7 @@ import pytest
 
 from sendoff import background
 from sendoff.background import BackgroundTasksFailed, RequestScope
-from sendoff.background.tasks import _current
+from sendoff.background.scope import _current, _warned_unmanaged
 
 
 @pytest.fixture(autouse=True)
@@ -174,3 +174,19 @@ def test_add_wants_a_function_not_its_result() -> None:
         background.add(coro())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="on_error"):
         RequestScope(on_error="ignore")  # type: ignore[arg-type]
+
+
+def test_add_outside_any_request_in_a_serving_process_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    RequestScope(label="GET /served")  # this process serves requests
+    _warned_unmanaged.clear()
+
+    def in_a_thread_the_request_started() -> None:
+        background.add(print, "lost?")
+        background.add(print, "lost?")
+
+    contextvars.Context().run(in_a_thread_the_request_started)
+    assert [r.getMessage()[:40] for r in caplog.records] == [
+        "background.add(builtins.print) outside a"
+    ]

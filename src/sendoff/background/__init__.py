@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from . import asgi, wsgi
 from .executors import Executor, InlineExecutor, ThreadExecutor
-from .tasks import (
+from .scope import (
     BackgroundTasksFailed,
     OnError,
     RequestScope,

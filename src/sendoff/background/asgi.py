@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from .tasks import OnError, RequestScope, _current, check_on_error
+from .scope import OnError, RequestScope, _current, check_on_error
 
 if TYPE_CHECKING:
     from .executors import Executor

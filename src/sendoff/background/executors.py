@@ -4,11 +4,15 @@
 like PHP-FPM after ``fastcgi_finish_request()``: a sync WSGI worker takes its next request
 only when they are done. Under ASGI they run in the request's own asyncio task, after the
 response, so neither that response nor the next request on the connection waits; plain
-functions go to a thread so that they never block the event loop.
+functions go to the loop's default thread pool (``asyncio.to_thread``) so that they never
+block the event loop.
 
 ``"thread"`` (:class:`ThreadExecutor`) hands them to a bounded pool of daemon threads, so a
-sync WSGI worker is free for its next request at once. At most ``max_pending`` requests'
-task lists wait for a thread; when the pool is full, ``on_full`` decides:
+sync WSGI worker is free for its next request at once. Under ASGI the pool bounds how many
+requests' tasks run at a time; their coroutine tasks still run on the request's event loop
+(so loop-bound clients and pools keep working), scheduled from the pool thread. At most
+``max_pending`` requests' task lists wait for a thread; when the pool is full, ``on_full``
+decides:
 
 * ``"inline"`` (default): run them in the request's worker, as :class:`InlineExecutor`
   would. Nothing is lost; the worker slows down, which is the back-pressure you want.
@@ -29,7 +33,7 @@ import weakref
 from collections import deque
 from typing import Literal, Protocol
 
-from .tasks import RequestScope, Task, _names
+from .scope import RequestScope, Task, _names
 
 log = logging.getLogger("sendoff.background")
 

@@ -1,4 +1,4 @@
-"""The per-request task list: :func:`add`, :func:`tasks`, :func:`run` and :class:`RequestScope`.
+"""The per-request task scope: :class:`RequestScope`, :func:`add`, :func:`tasks`, :func:`run`.
 
 A :class:`RequestScope` is the list of background tasks of one request. The current one is
 kept in a :class:`contextvars.ContextVar`, so a task added while one request is handled
@@ -38,6 +38,7 @@ _current: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
 )
 # Scopes opened outside a request; at exit, tasks nobody ran are reported.
 _unmanaged: weakref.WeakSet[RequestScope] = weakref.WeakSet()
+_warned_unmanaged = threading.Event()
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,11 +99,16 @@ class RequestScope:
     the tasks are logged by name and not run.
     """
 
+    #: True once this process has opened a managed scope (it serves requests).
+    served_requests = False
+
     def __init__(self, *, on_error: OnError = "stop", label: str = "", managed: bool = True):
         self.on_error: OnError = check_on_error(on_error)
         self.label = label
         #: True for scopes run by a server/app after the response; ``run()`` leaves them be.
         self.managed = managed
+        if managed:
+            RequestScope.served_requests = True
         self._queue: deque[Task] = deque()
         self._lock = threading.Lock()
         self._closed = False  # no more tasks accepted: run, discarded or abandoned
@@ -318,6 +324,14 @@ def add(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Task:
         scope = RequestScope(managed=False, label="outside a request")
         _current.set(scope)
         _unmanaged.add(scope)
+        if RequestScope.served_requests and not _warned_unmanaged.is_set():
+            _warned_unmanaged.set()
+            log.warning(
+                "background.add(%s) outside any request in a process that serves requests"
+                " (a thread the request started, or an app without BackgroundMiddleware?):"
+                " such tasks wait for background.run()",
+                task.name,
+            )
     scope.append(task)
     return task
 
@@ -345,7 +359,7 @@ def run(*, on_error: OnError | None = None) -> None:
     scope = _unmanaged_scope(on_error)
     if scope is None:
         return
-    if _loop_running() and any(t.is_async for t in scope.pending()):
+    if _running_loop() is not None and any(t.is_async for t in scope.pending()):
         raise RuntimeError(
             "background.run() would need a new event loop inside a running one;"
             " use `await background.run_async()`"
@@ -386,14 +400,13 @@ def check_on_error(on_error: str) -> OnError:
     raise ValueError(f"on_error must be 'stop' or 'continue', not {on_error!r}")
 
 
-def _loop_running() -> bool:
+def _running_loop() -> asyncio.AbstractEventLoop | None:
     import asyncio
 
     try:
-        asyncio.get_running_loop()
+        return asyncio.get_running_loop()
     except RuntimeError:
-        return False
-    return True
+        return None
 
 
 def _new_runner() -> asyncio.Runner:
@@ -410,6 +423,8 @@ def _await_on_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
     """Run ``awaitable`` on ``loop`` (owned by another thread) in a copy of this context."""
     import asyncio
 
+    if loop is _running_loop():
+        raise RuntimeError("cannot wait for a coroutine task on the loop of this very thread")
     context = contextvars.copy_context()
 
     async def in_context() -> Any:
