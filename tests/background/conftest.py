@@ -48,6 +48,7 @@ TARGETS = [
     Target("gunicorn-sync", "gunicorn-sync", "plain_wsgi:application", "continue"),
     Target("gunicorn-gthread", "gunicorn-gthread", "plain_wsgi:application", "continue"),
     Target("uvicorn", "uvicorn", "plain_asgi:application", "continue"),
+    Target("uvicorn-thread", "uvicorn", "plain_asgi:threaded", "continue"),
     Target("django-wsgi", "gunicorn-gthread", "mysite.wsgi:application", "stop"),
     Target("django-asgi", "uvicorn", "mysite.asgi:application", "stop", "/async"),
     Target("django-asgi-continue", "uvicorn", "mysite.asgi_continue:application", "continue",

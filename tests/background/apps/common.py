@@ -6,9 +6,9 @@ what ran and when. Endpoints, under whatever prefix the app mounts them:
 ``/plain``                 no task
 ``/block?id=X&size=N``     a task that waits for ``release-X`` then writes ``done-X``;
                            the response body is N bytes
-``/pair?id=X&other=Y``     adds ``record(X)``, writes ``added-X``, waits for ``added-Y``
-                           (so both requests are in flight at once), answers with the
-                           tasks queued in its own request
+``/pair?id=X&other=Y``     adds ``record(X)`` (async apps: ``record_async``), writes
+                           ``added-X``, waits for ``added-Y`` (so both requests are in
+                           flight at once), answers with the tasks queued in its request
 ``/fail?id=X``             three tasks: ``first-X``, one that raises, ``third-X``
 """
 
@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sendoff import background
@@ -67,6 +68,12 @@ def record(rid: str) -> None:
     touch(name, f"{rid} {scope.label if scope else None}")
 
 
+async def record_async(rid: str) -> None:
+    """record() as a coroutine function: async apps add this one."""
+    await asyncio.sleep(0)
+    record(rid)
+
+
 def boom(rid: str) -> None:
     raise ValueError(f"boom-{rid}")
 
@@ -83,7 +90,7 @@ def send_receipt(order_id: int) -> None:
 def handle(path: str, params: dict[str, str]) -> str:
     """Serve a test endpoint from a sync handler; returns the response body."""
     if path.endswith("/pair"):
-        _add_pair(params)
+        _add_pair(params, record)
         wait_for(f"added-{params['other']}")
         return _queued()
     return _queue(path, params)
@@ -92,14 +99,14 @@ def handle(path: str, params: dict[str, str]) -> str:
 async def handle_async(path: str, params: dict[str, str]) -> str:
     """Serve a test endpoint from an async handler without blocking the loop."""
     if path.endswith("/pair"):
-        _add_pair(params)
+        _add_pair(params, record_async)
         await wait_for_async(f"added-{params['other']}")
         return _queued()
     return _queue(path, params)
 
 
-def _add_pair(params: dict[str, str]) -> None:
-    background.add(record, params["id"])
+def _add_pair(params: dict[str, str], task: Callable[[str], object]) -> None:
+    background.add(task, params["id"])
     touch(f"added-{params['id']}")
 
 

@@ -21,3 +21,4 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 application = BackgroundMiddleware(app, on_error="continue")
+threaded = BackgroundMiddleware(app, executor="thread", on_error="continue")
