@@ -1,3 +1,15 @@
-"""The main job: `make demo`. Each section runs end to end on loopback."""
+"""The main job (`make demo`): each section runs end to end on loopback, no configuration."""
 
-print("sendoff demo: nothing yet")
+from __future__ import annotations
+
+import hmvc_page
+import seed_requests
+
+
+def main() -> None:
+    seed_requests.main()
+    hmvc_page.main()
+
+
+if __name__ == "__main__":
+    main()

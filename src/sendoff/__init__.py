@@ -1,8 +1,20 @@
-"""sendoff: talk to other HTTP services without making your own users wait."""
+"""sendoff: talk to other HTTP services without making your own users wait.
+
+The Kohana-style model (seed 003)::
+
+    from sendoff import Request, External
+    resp = Request("https://api.example.com/x").client(External()).execute()
+
+See the README for fire-and-forget delivery, events, after-response tasks and HMVC.
+"""
 
 from __future__ import annotations
 
 from . import asgi, background, wsgi
+from .clients.base import Client
+from .clients.default import get_default_client, set_default_client
+from .clients.external import External
+from .clients.internal import Internal
 from .errors import (
     ConnectError,
     HttpError,
@@ -12,25 +24,38 @@ from .errors import (
     SendoffError,
     TimeoutError,
     TLSError,
+    TooManyRedirects,
     TooManyTransitions,
     TransportError,
 )
+from .http.headers import Headers
+from .http.request import Request
+from .http.response import Response
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Client",
     "ConnectError",
+    "External",
+    "Headers",
     "HttpError",
+    "Internal",
     "InvalidRequest",
     "ProtocolError",
     "QueueFull",
+    "Request",
+    "Response",
     "SendoffError",
     "TLSError",
     "TimeoutError",
+    "TooManyRedirects",
     "TooManyTransitions",
     "TransportError",
     "__version__",
     "asgi",
     "background",
+    "get_default_client",
+    "set_default_client",
     "wsgi",
 ]

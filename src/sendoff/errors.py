@@ -11,8 +11,8 @@ import builtins
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    Request = Any
-    Response = Any
+    from .http.request import Request
+    from .http.response import Response
 
 
 class SendoffError(Exception):
@@ -73,6 +73,10 @@ class HttpError(SendoffError):
 
 class TooManyTransitions(SendoffError):
     """A request's lifecycle looped (intercept/retry) more often than the bound allows."""
+
+
+class TooManyRedirects(SendoffError):
+    """A request was redirected more often than its client allows."""
 
 
 class QueueFull(SendoffError):

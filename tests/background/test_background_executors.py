@@ -117,9 +117,9 @@ def test_shutdown_after_the_grace_logs_abandoned_tasks_by_name(
     abandoned = executor.shutdown(grace=0)
 
     assert [t.name for t in abandoned] == [
-        "test_background_executors.blocked.<locals>.hold", "builtins.print"
+        f"{__name__}.blocked.<locals>.hold", "builtins.print"
     ]
-    assert "abandoned background tasks of GET /slow: test_background_executors" in caplog.text
+    assert f"abandoned background tasks of GET /slow: {__name__}.blocked" in caplog.text
     assert "abandoned background tasks of GET /queued: builtins.print" in caplog.text
     gate.set()
     ran: list[str] = []

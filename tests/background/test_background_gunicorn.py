@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Served, new_id, start
+
+from tests.background.servers import Served, new_id, start
 
 
 @pytest.fixture(params=[(), ("--preload",)], ids=["fork-per-worker", "preload"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import APPS, TARGETS, Served, start, wait_until
+from tests.background.servers import APPS, TARGETS, Served, start, wait_until
 
 ROOT = APPS.parents[2]
 RESULT = "background-processing.txt"

@@ -11,7 +11,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import TARGETS, Served, new_id
+
+from tests.background.servers import TARGETS, Served, new_id
 
 ASGI = [t for t in TARGETS if t.server == "uvicorn"]
 RECIPES = [t for t in TARGETS if not t.app.startswith("plain_")]

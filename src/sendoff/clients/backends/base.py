@@ -1,0 +1,132 @@
+"""What every External backend shares: the Backend interface and the body reader."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+from ..._logging import redact_url
+from ...errors import TransportError
+from ...http.headers import Headers
+from ...http.response import Response
+
+if TYPE_CHECKING:
+    from ...events.transaction import Transaction
+    from ...http.request import PreparedRequest
+
+CHUNK = 64 * 1024
+
+
+class Backend(ABC):
+    """One way of exchanging a prepared request (Kohana: PECL HTTP, cURL or streams)."""
+
+    name: str = ""
+
+    def __init__(self, *, verify: bool = True, ca_bundle: str | None = None) -> None:
+        self.verify = verify
+        self.ca_bundle = ca_bundle
+
+    @abstractmethod
+    def send(
+        self, prepared: PreparedRequest, timeout: float, txn: Transaction | None
+    ) -> Response:
+        """Send ``prepared`` and read the whole response; raise a TransportError."""
+
+    def close(self) -> None:  # noqa: B027 - optional for backends that pool nothing
+        """Release pooled connections."""
+
+
+class Exchange:
+    """The response side of one exchange: builds the Response when the head is in, then
+    takes the body chunk by chunk (Content-Encoding decoded, an event sink honoured,
+    progress reported) and keeps the transfer info every backend reports the same way."""
+
+    __slots__ = (
+        "_chunks",
+        "_decoder",
+        "_progress",
+        "_sink",
+        "backend",
+        "body_size",
+        "download_total",
+        "info",
+        "prepared",
+        "response",
+        "started",
+        "txn",
+    )
+
+    def __init__(self, backend: str, prepared: PreparedRequest, txn: Transaction | None) -> None:
+        self.backend = backend
+        self.prepared = prepared
+        self.txn = txn
+        self.started = time.perf_counter()
+        self.info: dict[str, Any] = {
+            "backend": backend,
+            "bytes_sent": len(prepared.body),
+            "bytes_received": 0,
+            "remote_address": None,
+        }
+        self.response: Response | None = None
+        self._chunks: list[bytes] = []
+        self._decoder: Any = None
+        self._sink: Any = None
+        self._progress = txn is not None and txn.wants("progress")
+        self.download_total: int | None = None
+        self.body_size = 0
+
+    def head(
+        self, status: int, reason: str, headers: list[tuple[str, str]], version: str = "HTTP/1.1"
+    ) -> Response:
+        """The status line and headers are in: build the response, emit ``headers``."""
+        response = Response(status, Headers.from_wire(headers), reason=reason, http_version=version)
+        self.response = response
+        self.info["headers_time"] = time.perf_counter() - self.started
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            self._decoder = zlib.decompressobj(47)  # gzip or zlib header, detected
+        length = response.headers.get("content-length", "")
+        self.download_total = int(length) if length.isdigit() else None
+        if self.txn is not None:
+            self._sink = self.txn.headers_received(response)
+        return response
+
+    def feed(self, chunk: bytes) -> None:
+        """One piece of the body, as received."""
+        if not chunk:
+            return
+        self.body_size += len(chunk)
+        data = self._decoder.decompress(chunk) if self._decoder is not None else chunk
+        if self._sink is not None:
+            self._sink.write(data)
+        else:
+            self._chunks.append(data)
+        if self._progress and self.txn is not None:
+            size = len(self.prepared.body)
+            self.txn.progress(size, size, self.download_total, self.body_size)
+
+    def finish(self, remote_address: Any = None) -> Response:
+        """The body is complete: the response, with its body and transfer info."""
+        assert self.response is not None, "finish() before head()"
+        if self._decoder is not None:
+            tail = self._decoder.flush()
+            if tail:
+                self._sink.write(tail) if self._sink is not None else self._chunks.append(tail)
+        self.response.body = b"".join(self._chunks)
+        self.info["bytes_received"] = self.body_size
+        self.info["remote_address"] = remote_address
+        self.info["total_time"] = time.perf_counter() - self.started
+        self.response.transfer_info = self.info
+        return self.response
+
+    def error(self, cls: type[TransportError], reason: object) -> TransportError:
+        """A TransportError of ``cls`` naming the request (credentials redacted)."""
+        self.info["total_time"] = time.perf_counter() - self.started
+        self.info["bytes_received"] = self.body_size
+        prepared = self.prepared
+        return cls(
+            f"{prepared.method} {redact_url(prepared.full_url)}: {reason}",
+            transfer_info=self.info,
+        )

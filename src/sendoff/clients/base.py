@@ -1,0 +1,61 @@
+"""The Client base class: runs every request through the event lifecycle."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..events.emitter import Emitter
+from ..events.transaction import SEND, Transaction
+
+if TYPE_CHECKING:
+    from ..http.request import Request
+    from ..http.response import Response
+
+
+class Client:
+    """Something that can execute a :class:`~sendoff.Request` (Kohana's Request_Client).
+
+    Subclasses implement :meth:`transfer`; the base class runs the lifecycle around it
+    (``before``, ``headers``, ``complete``, ``error``, ``end``, with intercept and retry).
+    Listeners on :attr:`emitter` apply to every request this client executes.
+    """
+
+    def __init__(self, *, timeout: float = 30.0) -> None:
+        if not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self.timeout = float(timeout)
+        self.emitter = Emitter()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} timeout={self.timeout}>"
+
+    def execute(self, request: Request) -> Any:
+        """Execute ``request`` and return its :class:`~sendoff.Response` (blocking)."""
+        return self.send(request)
+
+    def send(self, request: Request) -> Response:
+        """Run the lifecycle around :meth:`transfer` in the calling thread."""
+        own = request._emitter
+        if not self.emitter._entries and (own is None or not own._entries):
+            return self.transfer(request, None)  # nobody listens: no events to build
+        txn = Transaction(self, request)
+        step = txn.start()
+        while step is SEND:
+            if txn.retry_delay:
+                time.sleep(txn.retry_delay)
+            try:
+                response = self.transfer(txn.request, txn)
+            except Exception as exc:
+                step = txn.failed(exc)
+            else:
+                step = txn.succeeded(response)
+        return txn.result()
+
+    def transfer(self, request: Request, transaction: Transaction | None) -> Response:
+        """Exchange ``request`` once and return the response; raise on failure.
+
+        ``transaction`` (None when nobody listens) gives the hooks for the ``headers`` and
+        ``progress`` events.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot transfer requests")

@@ -1,0 +1,146 @@
+"""Parsing and validation of request URIs.
+
+A URI with ``://`` is external (an HTTP URL); anything else is internal (a route path for
+the HMVC side). External URLs are checked at once: scheme http/https, a host (IDNA-encoded
+when internationalised, IPv6 literals in brackets), a port in 1-65535, no CR/LF/NUL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import unquote
+
+from ..errors import InvalidRequest
+from .checks import check_text, utf8
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_REG_NAME = re.compile(r"[A-Za-z0-9._~-]+\Z")
+_PATH_UNSAFE = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]|%(?![0-9A-Fa-f]{2})")
+
+
+@dataclass(frozen=True, slots=True)
+class URL:
+    """A parsed request URI. Internal URIs have an empty scheme and host."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    query: str
+    username: str | None = None
+    password: str | None = None
+    #: the Host header: the port only when it is not the scheme's default
+    host_header: str = ""
+
+    @property
+    def is_external(self) -> bool:
+        return bool(self.scheme)
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        """(scheme, host, port): the key of a connection pool."""
+        return (self.scheme, self.host, self.port)
+
+    def text(self, query: str | None = None, *, with_credentials: bool = False) -> str:
+        """The URI as text, with ``query`` (or its own) as the query string."""
+        q = self.query if query is None else query
+        tail = f"{self.path}?{q}" if q else self.path
+        if not self.scheme:
+            return tail
+        auth = ""
+        if with_credentials and self.username is not None:
+            auth = self.username + (":" + self.password if self.password is not None else "") + "@"
+        return f"{self.scheme}://{auth}{self.host_header}{tail}"
+
+
+@lru_cache(maxsize=2048)
+def parse_uri(uri: str) -> URL:
+    """Parse ``uri`` (cached: the same text always yields the same URL)."""
+    if not isinstance(uri, str):
+        raise InvalidRequest("uri", f"must be str, not {type(uri).__name__}")
+    check_text("uri", uri)
+    uri = uri.strip()
+    if "://" not in uri:
+        path, _, query = uri.partition("#")[0].partition("?")
+        return URL("", "", 0, path.strip("/"), query)
+
+    scheme, _, rest = uri.partition("://")
+    scheme = scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise InvalidRequest("uri", f"scheme {scheme!r} is not supported; use http or https")
+    rest = rest.partition("#")[0]
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    authority, target = rest[:cut], rest[cut:]
+    path, _, query = target.partition("?")
+
+    userinfo, _, hostport = authority.rpartition("@")
+    username = password = None
+    if userinfo:
+        user, has_password, secret = userinfo.partition(":")
+        username = unquote(user)
+        password = unquote(secret) if has_password else None
+
+    host, port_text = _split_host_port(hostport, uri)
+    port = DEFAULT_PORTS[scheme]
+    if port_text:
+        if not port_text.isdigit():
+            raise InvalidRequest("uri", f"port {port_text!r} is not a number")
+        port = int(port_text)
+        if not 1 <= port <= 65535:
+            raise InvalidRequest("uri", f"port {port} is outside 1-65535")
+    host_header = f"[{host}]" if ":" in host else host
+    if port != DEFAULT_PORTS[scheme]:
+        host_header = f"{host_header}:{port}"
+    return URL(scheme, host, port, quote_path(path or "/"), query, username, password, host_header)
+
+
+def _split_host_port(hostport: str, uri: str) -> tuple[str, str]:
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise InvalidRequest("uri", f"unclosed IPv6 literal in {uri!r}")
+        literal, after = hostport[1:end], hostport[end + 1 :]
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            raise InvalidRequest("uri", f"{literal!r} is not an IPv6 address") from None
+        if after and not after.startswith(":"):
+            raise InvalidRequest("uri", f"unexpected {after!r} after the host in {uri!r}")
+        return literal.lower(), after[1:]
+    if hostport.count(":") > 1:
+        raise InvalidRequest("uri", f"IPv6 addresses need brackets: {uri!r}")
+    host, _, port_text = hostport.partition(":")
+    if not host:
+        raise InvalidRequest("uri", f"no host in {uri!r}")
+    return encode_host(host), port_text
+
+
+def encode_host(host: str) -> str:
+    """The ASCII form of a host name; internationalised names are IDNA-encoded."""
+    if not host.isascii():
+        try:
+            import idna  # IDNA 2008 with UTS 46 mapping, as browsers and requests do
+
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except ImportError:
+            try:
+                host = host.encode("idna").decode("ascii")
+            except UnicodeError as exc:
+                raise InvalidRequest("uri", f"host {host!r} is not a valid IDNA name") from exc
+        except idna.IDNAError as exc:
+            raise InvalidRequest("uri", f"host {host!r} is not a valid IDNA name: {exc}") from None
+    if _REG_NAME.match(host) is None:
+        raise InvalidRequest("uri", f"host {host!r} contains characters not allowed in a host")
+    return host.lower()
+
+
+def quote_path(path: str) -> str:
+    """Percent-encode what may not appear in a path; existing %XX escapes are kept."""
+    if _PATH_UNSAFE.search(path) is None:
+        return path
+    utf8("uri", path)
+    return _PATH_UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), path)
