@@ -9,19 +9,13 @@ the next request on the same keep-alive connection waits for the tasks. ``lifesp
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._typing import ASGIApp, Message, Receive, Scope, Send
 from .scope import OnError, RequestScope, _current, check_on_error
 
 if TYPE_CHECKING:
     from .executors import Executor
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 async def serve(

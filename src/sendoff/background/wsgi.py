@@ -12,14 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._typing import Environ, StartResponse, WSGIApp
 from .scope import OnError, RequestScope, _current, check_on_error
 
 if TYPE_CHECKING:
     from .executors import Executor
-
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
 def serve(
