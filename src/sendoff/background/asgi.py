@@ -37,7 +37,7 @@ async def serve(
         await app(scope, receive, send)
         return
     outer = _current.get()
-    if outer is not None and outer.managed:
+    if outer is not None and outer.managed and outer.accepting:
         await app(scope, receive, send)
         return
     tasks = RequestScope(on_error=on_error, label=f"{scope.get('method')} {scope.get('path')}")

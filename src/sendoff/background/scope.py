@@ -142,6 +142,11 @@ class RequestScope:
                 )
             self._queue.append(task)
 
+    @property
+    def accepting(self) -> bool:
+        """True while tasks may still be added (not yet run to the end or discarded)."""
+        return not self._closed
+
     def pending(self) -> tuple[Task, ...]:
         """The tasks queued and not started yet, in the order they will run."""
         with self._lock:

@@ -34,7 +34,7 @@ def serve(
     the tasks are not run (and are logged by name).
     """
     outer = _current.get()
-    if outer is not None and outer.managed:
+    if outer is not None and outer.managed and outer.accepting:
         return app(environ, start_response)
     scope = RequestScope(on_error=on_error, label=_label(environ))
     try:
