@@ -10,6 +10,7 @@ See the README for fire-and-forget delivery, events, after-response tasks and HM
 
 from __future__ import annotations
 
+from . import asgi, background, wsgi
 from .clients.base import Client
 from .clients.default import get_default_client, set_default_client
 from .clients.external import External
@@ -52,6 +53,9 @@ __all__ = [
     "TooManyTransitions",
     "TransportError",
     "__version__",
+    "asgi",
+    "background",
     "get_default_client",
     "set_default_client",
+    "wsgi",
 ]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .._logging import logger as _root_logger
+from .._typing import Environ, StartResponse
 from ..clients.default import reset_internal_client, set_internal_client
 from ..errors import InvalidRequest
 from ..http.request import Request
@@ -211,7 +212,7 @@ class App:
 
     # -- servers --------------------------------------------------------------------------------
     def __call__(
-        self, environ: wsgi.Environ, start_response: wsgi.StartResponse
+        self, environ: Environ, start_response: StartResponse
     ) -> Iterable[bytes]:
         """The WSGI application (gunicorn, uWSGI, mod_wsgi, waitress...)."""
         response, head = self._respond(

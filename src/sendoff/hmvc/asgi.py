@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from .._logging import logger as _root_logger
+from .._typing import ASGIApp, Message, Receive, Scope, Send
 from ..errors import TimeoutError
 from ..http.headers import Headers
 from ..http.request import PreparedRequest, Request
@@ -20,12 +21,6 @@ from .gateway import build_request, outgoing_headers
 
 if TYPE_CHECKING:
     from .app import App
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = _root_logger.getChild("hmvc")
 _ASGI = {"version": "3.0", "spec_version": "2.3"}

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from .._typing import Environ, WSGIApp
 from ..http.headers import Headers
 from ..http.request import PreparedRequest, Request
 from ..http.response import Response
 from .exceptions import HTTPException
 from .gateway import build_request
-
-Environ = dict[str, Any]
-StartResponse = Callable[..., Callable[[bytes], object]]
-WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 _SPECIAL = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
 
