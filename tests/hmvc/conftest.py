@@ -67,7 +67,8 @@ def process_server(
 def gunicorn_command(target: str) -> Callable[[int], list[str]]:
     return lambda fd: [
         str(BIN / "gunicorn"), "--bind", f"fd://{fd}", "--workers", "1",
-        "--worker-class", "gthread", "--threads", "4", "--log-level", "warning", target,
+        "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
+        "--no-control-socket", target,
     ]
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import pathlib
+import time
 
-from sendoff import Request
+from sendoff import Request, background
 from sendoff.hmvc import App, Controller, HTTPException, View
 
 VIEWS = pathlib.Path(__file__).resolve().parent / "views"
@@ -77,3 +78,35 @@ class Fail(Controller):
 
     def action_teapot(self) -> None:
         raise HTTPException(418, "short and stout")
+
+
+def write_when_released(out: str, release: str | None, text: str) -> None:
+    """A background task: once ``release`` exists (the test creates it after it has the
+    response), write ``text`` to ``out``."""
+    deadline = time.monotonic() + 20
+    while release and not pathlib.Path(release).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{release} was never created")
+        time.sleep(0.01)
+    pathlib.Path(out).write_text(text)
+
+
+@app.controller("tasks")
+class Tasks(Controller):
+    """Background work queued by controllers: it runs after the response, no middleware."""
+
+    def action_add(self) -> None:
+        background.add(write_when_released, self.request.query("out"),
+                       self.request.query("release"), "done")
+        self.response.body = "queued"
+
+    def action_fail(self) -> None:
+        background.add(write_when_released, self.request.query("out"), None, "must not run")
+        raise RuntimeError("failed after queueing work")
+
+    def action_parent(self) -> None:
+        out = self.request.query("out")
+        background.add(write_when_released, out + ".before", None, "parent")
+        failed = Request("tasks/fail").query("out", out + ".sub").execute()
+        background.add(write_when_released, out + ".after", None, "parent")
+        self.response.body = f"parent done, sub-request answered {failed.status}"

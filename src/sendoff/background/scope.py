@@ -147,6 +147,22 @@ class RequestScope:
         """True while tasks may still be added (not yet run to the end or discarded)."""
         return not self._closed
 
+    def mark(self) -> int:
+        """A bookmark of the tasks queued so far, for :meth:`drop_since`."""
+        with self._lock:
+            return len(self._queue)
+
+    def drop_since(self, mark: int, reason: str) -> None:
+        """Drop the tasks added after ``mark`` (a handler that failed added them) and log
+        them by name; tasks added before stay queued."""
+        with self._lock:
+            if self._closed or len(self._queue) <= mark:
+                return
+            kept = list(self._queue)
+            dropped = kept[mark:]
+            self._queue = deque(kept[:mark])
+        log.warning("background tasks of %s not run (%s): %s", self.label, reason, _names(dropped))
+
     def pending(self) -> tuple[Task, ...]:
         """The tasks queued and not started yet, in the order they will run."""
         with self._lock:

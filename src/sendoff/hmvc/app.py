@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .._logging import logger as _root_logger
 from .._typing import Environ, StartResponse
+from ..background import wsgi as background_wsgi
+from ..background.executors import Executor
+from ..background.scope import OnError, RequestScope, check_on_error, current_scope
 from ..clients.default import reset_internal_client, set_internal_client
 from ..errors import InvalidRequest
 from ..http.request import Request
@@ -48,9 +51,14 @@ class App:
                 self.response.body = "hello " + (self.request.query("name") or "Guest")
 
     Inside a controller, ``Request("widget/list").execute()`` runs through this App
-    in-process. ``debug`` shows tracebacks in 500 responses (they are always logged on
-    the ``sendoff.hmvc`` logger); ``views`` names the template directories of
-    :class:`~sendoff.hmvc.View`; ``max_depth`` bounds nested sub-requests;
+    in-process, and ``background.add(func, ...)`` queues work that runs after the
+    response has been sent, with ``executor`` (``"inline"``, ``"thread"`` or an
+    :class:`~sendoff.background.Executor`) and ``on_error`` (``"stop"``/``"continue"``);
+    no middleware is needed. Tasks queued by a controller that raised are dropped (and
+    logged by name), those of its parent request are kept. ``debug`` shows tracebacks in
+    500 responses (they are always logged on the ``sendoff.hmvc`` logger); ``views``
+    names the template directories of :class:`~sendoff.hmvc.View`; ``max_depth`` bounds
+    nested sub-requests;
     ``trusted_proxies`` are addresses whose ``X-Forwarded-For`` is believed.
     """
 
@@ -62,9 +70,13 @@ class App:
         max_depth: int = MAX_DEPTH,
         max_body: int = MAX_BODY,
         trusted_proxies: Collection[str] = (),
+        executor: Executor | str = "inline",
+        on_error: OnError = "stop",
     ) -> None:
         from ..clients.internal import Internal
 
+        self.executor = executor
+        self.on_error: OnError = check_on_error(on_error)
         self.debug = debug
         self.max_depth = max_depth
         self.max_body = max_body
@@ -140,16 +152,18 @@ class App:
         500. (Use ``Internal(app)`` or
         ``request.execute()`` to run the event lifecycle around this.)"""
         token = enter(request, self, self.max_depth)
+        scope = current_scope()
+        mark = scope.mark() if scope is not None else 0
         try:
             response = self._dispatch(request)
         except HTTPException as exc:
-            response = exc.get_response(request)
+            response = exc.get_response(request)  # a deliberate answer: its tasks stand
         except RecursionLimit:
             if isinstance(token.old_value, Frame):
                 raise  # up to the request that started the loop: one 500, one log record
-            response = self._server_error(request)
+            response = self._server_error(request, scope, mark)
         except Exception:
-            response = self._server_error(request)
+            response = self._server_error(request, scope, mark)
         finally:
             leave(token)
         return response
@@ -179,11 +193,15 @@ class App:
             response.reason = reason_phrase(response.status)
         return response
 
-    def _server_error(self, request: Request) -> Response:
+    def _server_error(
+        self, request: Request, scope: RequestScope | None = None, mark: int = 0
+    ) -> Response:
         log.error(
             "unhandled exception in %s %s", request.method(), request.url(redacted=True),
             exc_info=True,
         )
+        if scope is not None:
+            scope.drop_since(mark, f"{request.uri()!r} raised")
         body = traceback.format_exc() if self.debug else "500 Internal Server Error"
         return Response(500, {"Content-Type": "text/plain; charset=utf-8"}, body, request=request)
 
@@ -214,7 +232,13 @@ class App:
     def __call__(
         self, environ: Environ, start_response: StartResponse
     ) -> Iterable[bytes]:
-        """The WSGI application (gunicorn, uWSGI, mod_wsgi, waitress...)."""
+        """The WSGI application (gunicorn, uWSGI, mod_wsgi, waitress...); background tasks
+        run once the server has sent the response."""
+        return background_wsgi.serve(
+            self._wsgi, environ, start_response, executor=self.executor, on_error=self.on_error
+        )
+
+    def _wsgi(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         response, head = self._respond(
             lambda: wsgi.request_from_environ(environ, self.max_body, self.trusted_proxies)
         )

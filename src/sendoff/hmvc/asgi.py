@@ -12,6 +12,7 @@ from urllib.parse import unquote
 
 from .._logging import logger as _root_logger
 from .._typing import ASGIApp, Message, Receive, Scope, Send
+from ..background import asgi as background_asgi
 from ..errors import TimeoutError
 from ..http.headers import Headers
 from ..http.request import PreparedRequest, Request
@@ -100,6 +101,12 @@ class ASGIEntry:
             return
         if scope["type"] != "http":
             raise ValueError(f"a sendoff App serves HTTP only, not {scope['type']!r}")
+        app = self.app
+        await background_asgi.serve(
+            self._http, scope, receive, send, executor=app.executor, on_error=app.on_error
+        )
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self.app
         try:
             body = await read_body(receive, app.max_body)
