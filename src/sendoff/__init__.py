@@ -13,6 +13,8 @@ from __future__ import annotations
 from .clients.base import Client
 from .clients.default import get_default_client, set_default_client
 from .clients.external import External
+from .clients.fire_and_forget import FireAndForget
+from .delivery import Receipt, fire, flush, stats
 from .errors import (
     ConnectError,
     HttpError,
@@ -36,11 +38,13 @@ __all__ = [
     "Client",
     "ConnectError",
     "External",
+    "FireAndForget",
     "Headers",
     "HttpError",
     "InvalidRequest",
     "ProtocolError",
     "QueueFull",
+    "Receipt",
     "Request",
     "Response",
     "SendoffError",
@@ -50,6 +54,9 @@ __all__ = [
     "TooManyTransitions",
     "TransportError",
     "__version__",
+    "fire",
+    "flush",
     "get_default_client",
     "set_default_client",
+    "stats",
 ]
