@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .receipt import Receipt
 
 RESOLVING, CONNECTING, HANDSHAKING, OPEN, CLOSED = range(5)
-RECV_SIZE = 256 * 1024
+RECV_SIZE = 64 * 1024  # larger reads cost an mmap per call
 _NOT_YET = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
@@ -59,10 +59,10 @@ class Connection:
         "wants",
     )
 
-    def __init__(self, pool: Pool, first: Receipt) -> None:
+    def __init__(self, pool: Pool, first: list[Receipt]) -> None:
         self.pool = pool
         self.engine: Engine = pool.engine
-        self.first: Receipt | None = first  # the request that asked for this connection
+        self.first = first  # the requests this connection was opened for, sent once it is
         self.inflight: deque[Receipt] = deque()
         self.sock: Any = None
         self.fd = -1
@@ -73,7 +73,7 @@ class Connection:
         self.served = 0
         self.responding = False
         self.closing = False
-        self.deadline = self.engine.now + first._timeout
+        self.deadline = self.engine.now + first[0]._timeout
         if self.deadline < self.engine.sweep_at:
             self.engine.sweep_at = self.deadline
         self.addresses: list[tuple[Any, ...]] = []
@@ -149,15 +149,15 @@ class Connection:
         self.state = OPEN
         self.parser = httptools.HttpResponseParser(self)
         self._want(READ)
-        first, self.first = self.first, None
+        first, self.first = self.first, []
         self.pool.opened(self, first)
 
     def fail_connect(self, cls: type[errors.TransportError], reason: object) -> None:
         """The connection could not be opened: fail the request that asked for it."""
-        first, self.first = self.first, None
+        first, self.first = self.first, []
         self.close()
-        if first is not None:
-            self.engine.fail(first, self.engine.error(first, cls, reason), connect_phase=True)
+        for item in first:
+            self.engine.fail(item, self.engine.error(item, cls, reason), connect_phase=True)
 
     # -- writing ----------------------------------------------------------------------------
     def send(self, items: list[Receipt]) -> None:
@@ -363,14 +363,17 @@ class Connection:
         responding, served = self.responding, self.served
         self.close()
         engine = self.engine
+        again = []
         for index, item in enumerate(items):
             fresh = served == 0 and index == 0
             answered = index == 0 and responding
             if resend and not answered and not fresh and not item._tries & RESENT:
                 item._tries |= RESENT
-                engine.resend(item)
+                again.append(item)
             else:
                 engine.fail(item, engine.error(item, cls, reason))
+        if again:  # on a new connection: the pool's other idle ones may be stale too
+            self.pool.open(again, resent=True)
 
     def close(self) -> None:
         """Close the socket (without settling anything) and leave the pool."""

@@ -340,14 +340,6 @@ class Engine:
         pool.sender.active -= 1
         self.ready.append(pool)
 
-    def resend(self, item: Receipt) -> None:
-        """Put ``item`` back at the front of its queue: its keep-alive connection closed."""
-        pool = item._pool
-        pool.retried += 1
-        pool.pending.appendleft(item)
-        pool.sender.active -= 1
-        self.ready.append(pool)
-
     def error(self, item: Receipt, cls: type[errors.TransportError], reason: object) -> Any:
         """A ``cls`` error naming ``item``'s method and URL."""
         return cls(f"{item.method} {item.url}: {reason}")

@@ -104,10 +104,16 @@ class Pool:
                     room.append(conn)
             else:
                 self.sender.active += 1
-                conn = Connection(self, pending.popleft())
-                self.conns.append(conn)
-                self.engine.conns.add(conn)
-                self._start(conn)
+                self.open([pending.popleft()])
+
+    def open(self, first: list[Receipt], *, resent: bool = False) -> None:
+        """Open a connection for ``first`` (taken from the queue, or to be sent again)."""
+        if resent:
+            self.retried += len(first)
+        conn = Connection(self, first)
+        self.conns.append(conn)
+        self.engine.conns.add(conn)
+        self._start(conn)
 
     def refill(self, conn: Connection) -> None:
         """``conn`` finished a response and has room: give it the next requests."""
@@ -187,9 +193,9 @@ class Pool:
             else:
                 conn.fail_connect(errors.ConnectError, f"cannot resolve {self.host!r}: {error}")
 
-    def opened(self, conn: Connection, first: Receipt | None) -> None:
-        if first is not None:
-            conn.send([first])
+    def opened(self, conn: Connection, first: list[Receipt]) -> None:
+        if first:
+            conn.send(first)
         if conn.state == OPEN and self._has_room(conn):
             self.refill(conn)
 
@@ -216,8 +222,7 @@ class Pool:
         inherited = list(self.pending)
         self.pending.clear()
         for conn in self.conns:
-            if conn.first is not None:
-                inherited.append(conn.first)
+            inherited.extend(conn.first)
             inherited.extend(conn.inflight)
             if conn.sock is not None:
                 try:
@@ -232,7 +237,7 @@ class Pool:
 
     # -- reporting ---------------------------------------------------------------------------
     def in_flight(self) -> int:
-        return sum(len(c.inflight) + (c.first is not None) for c in self.conns)
+        return sum(len(c.inflight) + len(c.first) for c in self.conns)
 
     def counters(self) -> dict[str, int]:
         return {
