@@ -64,6 +64,7 @@ class Reply:
     informational: int | None = None  # e.g. 103: sent before the final response
     reason: str | None = None
     until_close: bool = False  # no Content-Length: the body ends when the server closes
+    hold: threading.Event | None = None  # answer only once this is set (or the server stops)
 
 
 Handler = Callable[[Recorded], Reply]
@@ -269,6 +270,8 @@ class _Connection(asyncio.Protocol):
             if req is None or self.transport is None or self.transport.is_closing():
                 return
             reply = self.server.handler(req)
+            if reply.hold is not None:
+                await asyncio.get_running_loop().run_in_executor(None, reply.hold.wait, 30)
             if reply.delay:
                 await asyncio.sleep(reply.delay)
             if self.transport.is_closing():

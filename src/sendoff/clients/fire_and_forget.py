@@ -217,6 +217,13 @@ class FireAndForget(Client):
                 totals[key] += value
         return {**totals, **counters}
 
+    def close(self) -> None:
+        """Finish: wait up to ``exit_timeout`` for this client's requests; in ``process``
+        mode, close the pipe so that the helper delivers what it has and exits."""
+        if self._helper is not None:
+            self._helper.close()
+        self.flush(self.settings.exit_timeout)
+
     def __enter__(self) -> FireAndForget:
         return self
 
@@ -226,4 +233,4 @@ class FireAndForget(Client):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.flush(self.settings.exit_timeout)
+        self.close()
