@@ -1,6 +1,7 @@
 """A throwaway nginx on a loopback port for throughput rows (installed from Debian if missing).
 
-``with Nginx() as srv: srv.url("/")`` runs ``worker_processes 1`` with a ``return 200``
+``with Nginx() as srv: srv.url("/")`` runs one nginx process (``worker_processes 1``, no
+master, so that SIGSTOP pauses it) with a ``return 200``
 location and ``stub_status`` (to count the requests it received) from a temp directory,
 then stops it. When nginx cannot be installed or started, :func:`fast_server` gives an
 HTTP server in C-speed parts (asyncio + httptools, uvloop when installed) instead, and
@@ -21,6 +22,7 @@ import urllib.request
 
 CONFIG = """
 worker_processes 1;
+master_process off;
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
