@@ -234,49 +234,59 @@ def pycurl_throughput(url: str, n: int) -> tuple[int, float]:
     return done, time.perf_counter() - start
 
 
+def _async_workers(n: int, setup: Callable[[], Any]) -> tuple[int, float]:
+    """CONNECTIONS asyncio workers until n calls or ROW_SECONDS. ``await setup()`` gives
+    (fetch, close): ``await fetch()`` makes one request, ``await close()`` cleans up."""
+    done = 0
+    stop_at = time.perf_counter() + ROW_SECONDS
+
+    async def main() -> float:
+        nonlocal done
+        fetch, close = await setup()
+
+        async def worker() -> None:
+            nonlocal done
+            while done < n and time.perf_counter() < stop_at:
+                done += 1
+                await fetch()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
+        seconds = time.perf_counter() - start
+        await close()
+        return seconds
+
+    seconds = asyncio.run(main())
+    return done, seconds
+
+
 def aiohttp_throughput(url: str, n: int) -> tuple[int, float]:
     import aiohttp
 
-    async def main() -> int:
-        done = 0
-        stop_at = time.perf_counter() + ROW_SECONDS
-        connector = aiohttp.TCPConnector(limit=CONNECTIONS)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            async def worker() -> None:
-                nonlocal done
-                while done < n and time.perf_counter() < stop_at:
-                    done += 1
-                    async with session.get(url) as resp:
-                        await resp.read()
+    async def setup() -> Any:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONNECTIONS))
 
-            await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
-        return done
+        async def fetch() -> None:
+            async with session.get(url) as resp:
+                await resp.read()
 
-    start = time.perf_counter()
-    done = asyncio.run(main())
-    return done, time.perf_counter() - start
+        return fetch, session.close
+
+    return _async_workers(n, setup)
 
 
 def httpx_throughput(url: str, n: int) -> tuple[int, float]:
     import httpx
 
-    async def main() -> int:
-        done = 0
-        stop_at = time.perf_counter() + ROW_SECONDS
-        limits = httpx.Limits(max_connections=CONNECTIONS)
-        async with httpx.AsyncClient(limits=limits) as client:
-            async def worker() -> None:
-                nonlocal done
-                while done < n and time.perf_counter() < stop_at:
-                    done += 1
-                    (await client.get(url)).read()
+    async def setup() -> Any:
+        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=CONNECTIONS))
 
-            await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
-        return done
+        async def fetch() -> None:
+            (await client.get(url)).read()
 
-    start = time.perf_counter()
-    done = asyncio.run(main())
-    return done, time.perf_counter() - start
+        return fetch, client.aclose
+
+    return _async_workers(n, setup)
 
 
 def throughput(server: Counting) -> list[tuple[str, int, float, str, int]]:

@@ -99,6 +99,8 @@ class FireAndForget(Client):
             "inline": self._submit_inline,
             "process": self._submit_process,
         }[mode]
+        if mode == "background":
+            self._make_sender()  # imports and sets up the engine; its thread waits for a fire
 
     def __repr__(self) -> str:
         return f"<FireAndForget mode={self.mode} timeout={self.timeout}>"
