@@ -119,6 +119,12 @@ class Engine:
     def check_fork(self) -> None:
         """Adopt this process if it was forked without the fork hooks running."""
         if self.pid != os.getpid():
+            left = sum(s.outstanding() for s in self.senders.values())
+            logger.warning(
+                "sendoff: this process was forked without os.register_at_fork hooks (uWSGI "
+                "without py-call-uwsgi-fork-hooks?); the %d request(s) queued here before it "
+                "was noticed are left to the parent process", left,
+            )
             _after_fork_in_child()
             self.wake()
 
