@@ -1,4 +1,17 @@
-"""The main job: `make demo`. Each section runs end to end on loopback."""
+"""The main job (`make demo`): each section runs end to end on loopback, no configuration."""
 
-print("sendoff demo: nothing yet")
-__import__("webhooks").main()  # issue 4: fire-and-forget webhooks
+from __future__ import annotations
+
+import hmvc_page
+import seed_requests
+import webhooks
+
+
+def main() -> None:
+    seed_requests.main()
+    hmvc_page.main()
+    webhooks.main()
+
+
+if __name__ == "__main__":
+    main()

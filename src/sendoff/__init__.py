@@ -10,10 +10,12 @@ See the README for fire-and-forget delivery, events, after-response tasks and HM
 
 from __future__ import annotations
 
+from . import asgi, background, wsgi
 from .clients.base import Client
 from .clients.default import get_default_client, set_default_client
 from .clients.external import External
 from .clients.fire_and_forget import FireAndForget
+from .clients.internal import Internal
 from .delivery import Receipt, fire, flush, stats
 from .errors import (
     ConnectError,
@@ -41,6 +43,7 @@ __all__ = [
     "FireAndForget",
     "Headers",
     "HttpError",
+    "Internal",
     "InvalidRequest",
     "ProtocolError",
     "QueueFull",
@@ -54,9 +57,12 @@ __all__ = [
     "TooManyTransitions",
     "TransportError",
     "__version__",
+    "asgi",
+    "background",
     "fire",
     "flush",
     "get_default_client",
     "set_default_client",
     "stats",
+    "wsgi",
 ]

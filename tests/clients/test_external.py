@@ -207,3 +207,10 @@ def test_unknown_backend_is_a_clear_error():
 
 def test_auto_prefers_pycurl():
     assert External().backend.name == "pycurl"
+
+
+def test_clients_are_context_managers(server):
+    with External("urllib3") as client:
+        assert client.execute(Request(server.url("/"))).status == 200
+        assert len(client.backend.pool.pools) == 1
+    assert len(client.backend.pool.pools) == 0

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
 
 from ..events.emitter import Emitter
 from ..events.transaction import SEND, Transaction
@@ -51,6 +52,20 @@ class Client:
             else:
                 step = txn.succeeded(response)
         return txn.result()
+
+    def close(self) -> None:
+        """Release what the client holds (pooled connections, threads, loops)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def transfer(self, request: Request, transaction: Transaction | None) -> Response:
         """Exchange ``request`` once and return the response; raise on failure.

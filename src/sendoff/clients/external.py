@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidRequest
@@ -58,14 +57,3 @@ class External(Client):
     def close(self) -> None:
         """Close pooled connections."""
         self.backend.close()
-
-    def __enter__(self) -> External:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

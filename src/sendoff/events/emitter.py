@@ -42,11 +42,12 @@ class Emitter:
     sorted snapshot and takes no lock, so events can be emitted from any thread.
     """
 
-    __slots__ = ("_cache", "_entries", "_lock", "_seq")
+    __slots__ = ("_cache", "_entries", "_lock", "_once_names", "_seq")
 
     def __init__(self) -> None:
         self._entries: dict[str, list[_Entry]] = {}
         self._cache: dict[str, tuple[Listener, ...]] = {}  # sorted calls, built on demand
+        self._once_names: set[str] = set()  # events that have a once listener
         self._lock = threading.Lock()
         self._seq = itertools.count()
 
@@ -93,6 +94,7 @@ class Emitter:
             if name not in self._entries:
                 return event
             calls = self._build(name)
+        event.name = name
         for call in calls:
             call(event)
             if event._stopped:
@@ -100,9 +102,12 @@ class Emitter:
         return event
 
     def attach(self, subscriber: Subscriber) -> None:
-        """Add every listener a subscriber names in ``get_events()``."""
-        for name, method, priority in _subscriptions(subscriber):
-            self.on(name, getattr(subscriber, method), priority)
+        """Add every listener a subscriber names in ``get_events()`` (all or none)."""
+        found = [(n, getattr(subscriber, m), p) for n, m, p in _subscriptions(subscriber)]
+        for _, _, priority in found:
+            _resolve_priority(priority, ())  # a bad entry must not leave the others attached
+        for name, listener, priority in found:
+            self.on(name, listener, priority)
 
     def detach(self, subscriber: Subscriber) -> None:
         """Remove every listener :meth:`attach` added for ``subscriber``."""
@@ -136,6 +141,10 @@ class Emitter:
             self._entries[name] = entries
         else:
             self._entries.pop(name, None)
+        if any(e.call is not e.listener for e in entries):
+            self._once_names.add(name)
+        else:
+            self._once_names.discard(name)
         self._cache.pop(name, None)
 
     def _build(self, name: str) -> tuple[Listener, ...]:
@@ -149,22 +158,35 @@ class Emitter:
         return sorted(self._entries.get(name, ()), key=lambda e: (-e.priority, e.seq))
 
 
-def emit_merged(name: str, event: E, first: Emitter, second: Emitter | None) -> E:
+def emit_merged(
+    name: str, event: E, first: Emitter, second: Emitter | None, once_seen: set[Any] | None = None
+) -> E:
     """Emit on two emitters as one: listeners of both ordered by priority together; at
-    equal priority the first emitter's listeners run first."""
-    if second is None or name not in second._entries:
+    equal priority the first emitter's listeners run first.
+
+    With ``once_seen`` (a set the caller keeps per request), ``once`` listeners of
+    ``first`` (the client's) run once per request and stay registered, as in Guzzle,
+    where a client's listeners are copied to each request it creates.
+    """
+    own = second is not None and name in second._entries
+    per_request = once_seen is not None and name in first._once_names
+    if not own and not per_request:
         return first.emit(name, event)
     if name not in first._entries:
-        return second.emit(name, event)
-    merged = sorted(
-        itertools.chain(
-            ((-e.priority, 0, e.seq, e) for e in first._sorted(name)),
-            ((-e.priority, 1, e.seq, e) for e in second._sorted(name)),
-        ),
-        key=lambda t: t[:3],
-    )
-    for *_, entry in merged:
-        entry.call(event)
+        return second.emit(name, event) if second is not None else event
+    tagged = [(-e.priority, 0, e.seq, e) for e in first._sorted(name)]
+    if second is not None and own:
+        tagged += [(-e.priority, 1, e.seq, e) for e in second._sorted(name)]
+        tagged.sort(key=lambda t: t[:3])
+    event.name = name
+    for _, side, _, entry in tagged:
+        if side == 0 and once_seen is not None and entry.call is not entry.listener:
+            if entry in once_seen:
+                continue
+            once_seen.add(entry)
+            entry.listener(event)
+        else:
+            entry.call(event)
         if event._stopped:
             break
     return event

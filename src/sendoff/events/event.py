@@ -4,12 +4,16 @@ from __future__ import annotations
 
 
 class Event:
-    """An event; listeners may stop its propagation to later listeners."""
+    """An event; listeners may stop its propagation to later listeners.
 
-    __slots__ = ("_stopped",)
+    :attr:`name` is the name it was last emitted under (Guzzle passes it to listeners).
+    """
+
+    __slots__ = ("_stopped", "name")
 
     def __init__(self) -> None:
         self._stopped = False
+        self.name = ""
 
     def stop_propagation(self) -> None:
         """Listeners after this one are not called."""

@@ -20,6 +20,7 @@ class RequestEvent(Event):
 
     def __init__(self, transaction: Transaction) -> None:
         self._stopped = False
+        self.name = ""
         self.transaction = transaction
 
     def __repr__(self) -> str:

@@ -41,6 +41,7 @@ class Transaction:
 
     __slots__ = (
         "_intercepted",
+        "_once_seen",
         "_retry",
         "client",
         "exception",
@@ -73,6 +74,7 @@ class Transaction:
         self.sink: Any = None
         self._intercepted = False
         self._retry: float | None = None
+        self._once_seen: set[Any] = set()  # the client's once listeners run once per request
 
     # -- what listeners call through their events ---------------------------------------
     def intercept(self, response: Response) -> None:
@@ -212,4 +214,4 @@ class Transaction:
             self.exception = exc
 
     def _emit(self, name: str, event: RequestEvent) -> None:
-        emit_merged(name, event, self.client.emitter, self.request._emitter)
+        emit_merged(name, event, self.client.emitter, self.request._emitter, self._once_seen)

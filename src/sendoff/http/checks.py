@@ -10,6 +10,7 @@ from ..errors import InvalidRequest
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
 _FORBIDDEN_NAMES = {"\r": "CR", "\n": "LF", "\x00": "NUL"}
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # what a header value may not hold
 
 
 def check_token(field: str, value: object) -> str:
@@ -33,7 +34,11 @@ def check_text(field: str, value: str) -> str:
 
 
 def header_value(field: str, value: object) -> str:
-    """A header value as wire-safe str: str, bytes (latin-1) or int; no CR/LF/NUL."""
+    """A header value as wire-safe str: str, bytes (latin-1) or int.
+
+    Control characters (CR, LF, NUL and the others but HTAB) are refused; surrounding
+    spaces and tabs are dropped, as every parser would drop them.
+    """
     if isinstance(value, str):
         text = value
     elif isinstance(value, bytes | bytearray):
@@ -42,7 +47,12 @@ def header_value(field: str, value: object) -> str:
         return str(value)
     else:
         raise InvalidRequest(field, f"must be str, bytes or int, not {type(value).__name__}")
-    check_text(field, text)
+    bad = _CONTROL.search(text)
+    if bad:
+        char = bad.group()
+        name = _FORBIDDEN_NAMES.get(char, f"the control character {char!r}")
+        raise InvalidRequest(field, f"{text!r} contains {name}")
+    text = text.strip(" \t")
     try:
         text.encode("latin-1")
     except UnicodeEncodeError:
@@ -50,9 +60,21 @@ def header_value(field: str, value: object) -> str:
     return text
 
 
+def utf8(field: str, text: str) -> bytes:
+    """``text`` as UTF-8, or InvalidRequest (a lone surrogate cannot be encoded)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest(field, f"{text!r} cannot be encoded as UTF-8: {exc.reason}") from None
+
+
 def field_value(field: str, value: Any) -> str | bytes | list[str | bytes]:
     """A query or form value: str, bytes, int, or a list/tuple of those (repeated keys)."""
-    if isinstance(value, str | bytes):
+    if isinstance(value, str):
+        if not value.isascii():
+            utf8(field, value)
+        return value
+    if isinstance(value, bytes):
         return value
     if isinstance(value, int):
         return str(value)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._logging import redact_url
 from ..errors import InvalidRequest
-from .checks import check_text, check_token, field_value
+from .checks import check_text, check_token, field_value, utf8
 from .forms import FieldValue, decode_fields, encode_fields
 from .headers import Headers, HeadersInput
 from .url import URL, parse_uri
@@ -17,14 +17,19 @@ from .url import URL, parse_uri
 if TYPE_CHECKING:
     from ..clients.base import Client
     from ..events.emitter import Emitter
+    from ..hmvc.routes import Route
 
 USER_AGENT = "sendoff/0.1.0"
 FORM_TYPE = "application/x-www-form-urlencoded"
 JSON_TYPE = "application/json"
 PROTOCOLS = ("HTTP/1.1", "HTTP/1.0")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_NO_NAMES: frozenset[str] = frozenset()
 
 _MISSING: Any = object()
+
+#: Slots of the HMVC block at the end of Request; only the App sets them.
+_HMVC_SLOTS = ("_action", "_client_ip", "_controller", "_directory", "_params", "_route")
 
 
 class PreparedRequest(NamedTuple):
@@ -43,10 +48,11 @@ class PreparedRequest(NamedTuple):
 
     def wire(self) -> bytes:
         """The exact request bytes: request line, headers, blank line, body."""
-        head = f"{self.method} {self.target} {self.protocol}\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in self.headers
-        )
-        return (head + "\r\n").encode("latin-1") + self.body
+        lines = [f"{self.method} {self.target} {self.protocol}"]
+        lines += [f"{k}: {v}" for k, v in self.headers]
+        lines += ["", ""]
+        head = "\r\n".join(lines).encode("latin-1")
+        return head + self.body if self.body else head
 
 
 class Request:
@@ -74,6 +80,7 @@ class Request:
         "_query",
         "_timeout",
         "_url",
+        *_HMVC_SLOTS,
     )
 
     def __init__(
@@ -106,7 +113,8 @@ class Request:
         if query:
             self.query(query)
         if post:
-            self.post(post)
+            self._post = _new_fields("post", post)
+            self._body_kind = "form"
         if headers:
             self._headers = Headers(headers)
         if body is not None:
@@ -264,7 +272,7 @@ class Request:
         if self._body_kind == "form":
             raise InvalidRequest("body", "a raw body cannot be combined with post() fields")
         if isinstance(value, str):
-            value = value.encode("utf-8")
+            value = utf8("body", value)
         elif isinstance(value, bytearray | memoryview):
             value = bytes(value)
         elif not isinstance(value, bytes):
@@ -284,7 +292,7 @@ class Request:
             encoded = _json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         except (TypeError, ValueError) as exc:
             raise InvalidRequest("json", f"not JSON-serialisable: {exc}") from None
-        self._body = encoded.encode("utf-8")
+        self._body = utf8("json", encoded)
         self._body_kind = "json"
         return self
 
@@ -342,25 +350,14 @@ class Request:
             raise InvalidRequest(
                 "uri", f"{url.path!r} is internal (no '://'); it has no wire form"
             )
-        query = self.query_string()
-        target = f"{url.path}?{query}" if query else url.path
+        target = f"{url.path}?{encode_fields(self._query)}" if self._query else url.path
         body = self._encoded_body()
-        user = self._headers._items if self._headers else []
-        names = {k.lower() for k, _ in user}
-        headers: list[tuple[str, str]] = [] if "host" in names else [("Host", url.host_header)]
-        cookies = self._cookies
-        cookie_text = "; ".join(f"{k}={v}" for k, v in cookies.items()) if cookies else ""
-        for name, value in user:
-            if cookie_text and name.lower() == "cookie":
-                value, cookie_text = f"{value}; {cookie_text}", ""
-            headers.append((name, value))
-        if "user-agent" not in names:
-            headers.append(("User-Agent", USER_AGENT))
-        if url.username is not None and "authorization" not in names:
-            secret = f"{url.username}:{url.password or ''}".encode()
-            headers.append(("Authorization", "Basic " + base64.b64encode(secret).decode()))
-        if cookie_text:
-            headers.append(("Cookie", cookie_text))
+        if not self._headers and not self._cookies and url.username is None:
+            headers = [("Host", url.host_header), ("User-Agent", USER_AGENT)]  # the common case
+            names: set[str] | frozenset[str] = _NO_NAMES
+        else:
+            headers = self._user_headers(url)
+            names = {k.lower() for k, _ in headers}
         kind = self._body_kind
         if kind in ("form", "json") and "content-type" not in names:
             headers.append(("Content-Type", FORM_TYPE if kind == "form" else JSON_TYPE))
@@ -378,12 +375,34 @@ class Request:
                 headers.append(("Content-Length", size))
         return PreparedRequest(self._method, url, target, headers, body, self._protocol)
 
+    def _user_headers(self, url: URL) -> list[tuple[str, str]]:
+        """Host, the user's headers in order, then the defaults they did not set."""
+        user = self._headers._items if self._headers else []
+        names = {k.lower() for k, _ in user}
+        headers: list[tuple[str, str]] = [] if "host" in names else [("Host", url.host_header)]
+        cookies = self._cookies
+        cookie_text = "; ".join(f"{k}={v}" for k, v in cookies.items()) if cookies else ""
+        for name, value in user:
+            if cookie_text and name.lower() == "cookie":
+                value, cookie_text = f"{value}; {cookie_text}", ""
+            headers.append((name, value))
+        if "user-agent" not in names:
+            headers.append(("User-Agent", USER_AGENT))
+        if url.username is not None and "authorization" not in names:
+            secret = f"{url.username}:{url.password or ''}".encode()
+            headers.append(("Authorization", "Basic " + base64.b64encode(secret).decode()))
+        if cookie_text:
+            headers.append(("Cookie", cookie_text))
+        return headers
+
     def render(self) -> bytes:
         """The exact HTTP/1.1 request bytes this request puts on the wire."""
         return self.prepare().wire()
 
     def copy(self) -> Request:
-        """An independent copy (listeners of this request's own emitter included)."""
+        """A copy whose fields change independently; it shares this request's own
+        emitter, so listeners registered on either apply to both (redirects and retries
+        rely on that)."""
         new = Request.__new__(Request)
         new._method = self._method
         new._url = self._url
@@ -413,16 +432,108 @@ class Request:
             for name in ("content-type", "content-length"):
                 self._headers.pop(name, None)
 
+    # -- HMVC (internal requests) ---------------------------------------------------------
+    # The App sets these slots when it routes a request; they stay unset otherwise, so an
+    # external request pays nothing for them (getattr() with a default reads them).
+    _action: str
+    _client_ip: str
+    _controller: str
+    _directory: str
+    _params: dict[str, str]
+    _route: Route
+
+    def param(self, key: str = _MISSING, default: Any = None) -> Any:
+        """A route parameter (Kohana's ``$request->param()``); without a key, a dict of
+        them all. ``directory``, ``controller`` and ``action`` have methods of their own."""
+        params: dict[str, str] | None = getattr(self, "_params", None)
+        if key is _MISSING:
+            return dict(params) if params else {}
+        return params.get(key, default) if params else default
+
+    def route(self) -> Route | None:
+        """The route that matched this request, once the App has routed it."""
+        return getattr(self, "_route", None)
+
+    def directory(self, value: str = _MISSING) -> Any:
+        """The controller's directory (``admin`` for ``admin/users``), or ``""``."""
+        if value is _MISSING:
+            return getattr(self, "_directory", "")
+        self._directory = value
+        return self
+
+    def controller(self, value: str = _MISSING) -> Any:
+        """The controller name from the route; set it in ``before()`` to re-dispatch."""
+        if value is _MISSING:
+            return getattr(self, "_controller", "")
+        self._controller = value
+        return self
+
+    def action(self, value: str = _MISSING) -> Any:
+        """The action name; a controller's ``before()`` may change it."""
+        if value is _MISSING:
+            return getattr(self, "_action", "")
+        self._action = value
+        return self
+
+    @staticmethod
+    def initial() -> Request | None:
+        """The main request being served in this context (Kohana's ``Request::initial()``)."""
+        from ..hmvc.context import current_frame
+
+        frame = current_frame()
+        return frame.initial if frame else None
+
+    @staticmethod
+    def current() -> Request | None:
+        """The request executing now: the main one or a sub-request (``Request::current()``)."""
+        from ..hmvc.context import current_frame
+
+        frame = current_frame()
+        return frame.request if frame else None
+
+    def is_initial(self) -> bool:
+        """True for the main request of the App serving this context."""
+        return self is Request.initial()
+
+    def client_ip(self, value: str = _MISSING) -> Any:
+        """The address of the client that sent the main request (Kohana's
+        ``Request::$client_ip``); sub-requests report their main request's."""
+        if value is not _MISSING:
+            self._client_ip = value
+            return self
+        ip: str | None = getattr(self, "_client_ip", None)
+        if ip is None:
+            main = Request.initial()
+            if main is not None and main is not self:
+                ip = getattr(main, "_client_ip", None)
+        return ip
+
+    def is_ajax(self) -> bool:
+        """True when ``X-Requested-With: XMLHttpRequest`` was sent (Kohana's is_ajax())."""
+        value = self._headers.get("x-requested-with") if self._headers else None
+        return value is not None and value.lower() == "xmlhttprequest"
+
 
 class _Getter(NamedTuple):
     value: Any
 
 
+def _new_fields(field: str, fields: Mapping[str, Any]) -> dict[str, FieldValue] | None:
+    store: dict[str, FieldValue] = {}
+    for key, value in fields.items():
+        _store_field(field, store, key, value)
+    return store or None
+
+
 def _store_field(field: str, store: dict[str, FieldValue], key: Any, value: Any) -> None:
-    if not isinstance(key, str):
-        raise InvalidRequest(field, f"keys must be str, not {type(key).__name__}")
+    if type(key) is not str or not key.isascii():
+        if not isinstance(key, str):
+            raise InvalidRequest(field, f"keys must be str, not {type(key).__name__}")
+        utf8(field, key)
     if value is None:
         store.pop(key, None)
+    elif type(value) is str and value.isascii():
+        store[key] = value  # the common case, checked inline
     else:
         store[key] = field_value(f"{field} {key!r}", value)
 
@@ -439,6 +550,8 @@ def _cookie_value(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidRequest(f"cookie {name!r}", f"must be str or int, not {type(value).__name__}")
     check_text(f"cookie {name!r}", value)
+    if not value.isascii():
+        raise InvalidRequest(f"cookie {name!r}", f"{value!r} is not ASCII; encode it first")
     if ";" in value:
         raise InvalidRequest(f"cookie {name!r}", f"{value!r} contains ';'")
     return value

@@ -14,7 +14,7 @@ from functools import lru_cache
 from urllib.parse import unquote
 
 from ..errors import InvalidRequest
-from .checks import check_text
+from .checks import check_text, utf8
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -33,6 +33,8 @@ class URL:
     query: str
     username: str | None = None
     password: str | None = None
+    #: the Host header: the port only when it is not the scheme's default
+    host_header: str = ""
 
     @property
     def is_external(self) -> bool:
@@ -42,14 +44,6 @@ class URL:
     def origin(self) -> tuple[str, str, int]:
         """(scheme, host, port): the key of a connection pool."""
         return (self.scheme, self.host, self.port)
-
-    @property
-    def host_header(self) -> str:
-        """The Host header: the port only when it is not the scheme's default."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.port != DEFAULT_PORTS[self.scheme]:
-            return f"{host}:{self.port}"
-        return host
 
     def text(self, query: str | None = None, *, with_credentials: bool = False) -> str:
         """The URI as text, with ``query`` (or its own) as the query string."""
@@ -98,7 +92,10 @@ def parse_uri(uri: str) -> URL:
         port = int(port_text)
         if not 1 <= port <= 65535:
             raise InvalidRequest("uri", f"port {port} is outside 1-65535")
-    return URL(scheme, host, port, quote_path(path or "/"), query, username, password)
+    host_header = f"[{host}]" if ":" in host else host
+    if port != DEFAULT_PORTS[scheme]:
+        host_header = f"{host_header}:{port}"
+    return URL(scheme, host, port, quote_path(path or "/"), query, username, password, host_header)
 
 
 def _split_host_port(hostport: str, uri: str) -> tuple[str, str]:
@@ -114,11 +111,11 @@ def _split_host_port(hostport: str, uri: str) -> tuple[str, str]:
         if after and not after.startswith(":"):
             raise InvalidRequest("uri", f"unexpected {after!r} after the host in {uri!r}")
         return literal.lower(), after[1:]
+    if hostport.count(":") > 1:
+        raise InvalidRequest("uri", f"IPv6 addresses need brackets: {uri!r}")
     host, _, port_text = hostport.partition(":")
     if not host:
         raise InvalidRequest("uri", f"no host in {uri!r}")
-    if ":" in port_text:
-        raise InvalidRequest("uri", f"IPv6 addresses need brackets: {uri!r}")
     return encode_host(host), port_text
 
 
@@ -145,4 +142,5 @@ def quote_path(path: str) -> str:
     """Percent-encode what may not appear in a path; existing %XX escapes are kept."""
     if _PATH_UNSAFE.search(path) is None:
         return path
+    utf8("uri", path)
     return _PATH_UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), path)

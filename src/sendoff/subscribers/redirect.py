@@ -54,6 +54,8 @@ class Redirect:
         if follow.parsed_url.origin != current.parsed_url.origin:
             for name in _ORIGIN_BOUND:
                 follow.headers(name, None)
+            for name in follow.cookie():  # request.cookie() values are credentials too
+                follow.cookie(name, None)
         txn.meta["redirects"] = count + 1
         txn.meta.setdefault("redirect_history", []).append(response)
         txn.request = follow

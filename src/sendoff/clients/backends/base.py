@@ -52,6 +52,7 @@ class Exchange:
         "body_size",
         "download_total",
         "info",
+        "listener_error",
         "prepared",
         "response",
         "started",
@@ -76,6 +77,9 @@ class Exchange:
         self._progress = txn is not None and txn.wants("progress")
         self.download_total: int | None = None
         self.body_size = 0
+        #: what a ``headers``/``progress`` listener or a body sink raised: backends
+        #: re-raise it as it is instead of reporting a transport failure
+        self.listener_error: BaseException | None = None
 
     def head(
         self, status: int, reason: str, headers: list[tuple[str, str]], version: str = "HTTP/1.1"
@@ -90,7 +94,11 @@ class Exchange:
         length = response.headers.get("content-length", "")
         self.download_total = int(length) if length.isdigit() else None
         if self.txn is not None:
-            self._sink = self.txn.headers_received(response)
+            try:
+                self._sink = self.txn.headers_received(response)
+            except Exception as exc:
+                self.listener_error = exc
+                raise
         return response
 
     def feed(self, chunk: bytes) -> None:
@@ -99,13 +107,17 @@ class Exchange:
             return
         self.body_size += len(chunk)
         data = self._decoder.decompress(chunk) if self._decoder is not None else chunk
-        if self._sink is not None:
-            self._sink.write(data)
-        else:
-            self._chunks.append(data)
-        if self._progress and self.txn is not None:
-            size = len(self.prepared.body)
-            self.txn.progress(size, size, self.download_total, self.body_size)
+        try:
+            if self._sink is not None:
+                self._sink.write(data)
+            else:
+                self._chunks.append(data)
+            if self._progress and self.txn is not None:
+                size = len(self.prepared.body)
+                self.txn.progress(size, size, self.download_total, self.body_size)
+        except Exception as exc:
+            self.listener_error = exc
+            raise
 
     def finish(self, remote_address: Any = None) -> Response:
         """The body is complete: the response, with its body and transfer info."""

@@ -52,6 +52,8 @@ class StdlibBackend(Backend):
                 while chunk := resp.read(CHUNK):
                     ex.feed(chunk)
             except Exception as exc:
+                if exc is ex.listener_error:
+                    raise
                 raise ex.error(*_classify(exc, connecting=False)) from exc
             return ex.finish(peer)
         finally:

@@ -63,6 +63,8 @@ class Urllib3Backend(Backend):
                 ex.feed(chunk)
         except Exception as exc:
             resp.drain_conn()
+            if exc is ex.listener_error:
+                raise
             raise ex.error(*_classify(exc)) from exc
         finally:
             resp.release_conn()

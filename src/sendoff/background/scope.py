@@ -1,0 +1,462 @@
+"""The per-request task scope: :class:`RequestScope`, :func:`add`, :func:`tasks`, :func:`run`.
+
+A :class:`RequestScope` is the list of background tasks of one request. The current one is
+kept in a :class:`contextvars.ContextVar`, so a task added while one request is handled
+never lands in the list of another request served by the same thread, process or event
+loop. Outside a request (a script, a CLI, a test) :func:`add` opens an *unmanaged* scope
+in the current context and :func:`run` runs it there and then.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import functools
+import inspect
+import logging
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from ..errors import SendoffError
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .executors import Executor
+
+log = logging.getLogger("sendoff.background")
+
+OnError = Literal["stop", "continue"]
+
+_current: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
+    "sendoff.background.scope", default=None
+)
+# Scopes opened outside a request; at exit, tasks nobody ran are reported.
+_unmanaged: weakref.WeakSet[RequestScope] = weakref.WeakSet()
+_warned_unmanaged = threading.Event()
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """One queued call: ``func(*args, **kwargs)``; ``func`` may be a coroutine function."""
+
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The dotted name of the function, as the logs show it."""
+        return _name_of(self.func)
+
+    @property
+    def is_async(self) -> bool:
+        """True when calling the function returns a coroutine to await."""
+        func = self.func
+        return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+            getattr(func, "__call__", None)  # noqa: B004 - an object with an async __call__
+        )
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+
+class BackgroundTasksFailed(SendoffError):
+    """Summary of the tasks of one list that raised, and of those skipped after a failure.
+
+    Logged at the end of an after-response run (each failure was logged with its traceback
+    as it happened); raised by :func:`run` outside a request.
+    """
+
+    def __init__(self, failures: list[tuple[Task, Exception]], skipped: list[Task]) -> None:
+        self.failures = failures
+        self.skipped = skipped
+        listed = "; ".join(f"{t.name} ({type(e).__name__}: {e})" for t, e in failures)
+        message = f"{len(failures)} background task(s) failed: {listed}"
+        if skipped:
+            message += f"; skipped after the failure: {_names(skipped)}"
+        super().__init__(message)
+
+
+class RequestScope:
+    """The background tasks of one request, run after its response has been sent.
+
+    Servers and apps open one per request, make it current while the request is handled,
+    then hand it to an executor once the client has the response::
+
+        scope = RequestScope(on_error="stop", label="GET /orders")
+        with scope.active():              # background.add() lands in this scope
+            body = handle(request)
+        ...                               # the response is sent
+        scope.after_response("inline")    # or: await scope.after_response_async(executor)
+
+    If the request fails before its response is complete, call :meth:`discard` instead:
+    the tasks are logged by name and not run.
+    """
+
+    #: True once this process has opened a managed scope (it serves requests).
+    served_requests = False
+
+    def __init__(self, *, on_error: OnError = "stop", label: str = "", managed: bool = True):
+        self.on_error: OnError = check_on_error(on_error)
+        self.label = label
+        #: True for scopes run by a server/app after the response; ``run()`` leaves them be.
+        self.managed = managed
+        if managed:
+            RequestScope.served_requests = True
+        self._queue: deque[Task] = deque()
+        self._lock = threading.Lock()
+        self._closed = False  # no more tasks accepted: run, discarded or abandoned
+        self._abandoned = False
+        self._running: Task | None = None
+        self._failures: list[tuple[Task, Exception]] = []
+        self._context: contextvars.Context | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"<RequestScope {self.label or 'unnamed'} pending={len(self._queue)}>"
+
+    # -- while the request is handled -------------------------------------------------------
+
+    @contextmanager
+    def active(self) -> Iterator[RequestScope]:
+        """Make this the current scope in the current context for the ``with`` block."""
+        token = _current.set(self)
+        try:
+            yield self
+        finally:
+            _current.reset(token)
+
+    def append(self, task: Task) -> None:
+        """Queue ``task``; raises ``RuntimeError`` once the scope has run or been discarded."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(
+                    f"cannot add {task.name}: the background tasks of {self.label or 'this scope'}"
+                    " have already run or been discarded"
+                )
+            self._queue.append(task)
+
+    @property
+    def accepting(self) -> bool:
+        """True while tasks may still be added (not yet run to the end or discarded)."""
+        return not self._closed
+
+    def pending(self) -> tuple[Task, ...]:
+        """The tasks queued and not started yet, in the order they will run."""
+        with self._lock:
+            return tuple(self._queue)
+
+    # -- after the response -----------------------------------------------------------------
+
+    def after_response(self, executor: Executor | str = "inline") -> None:
+        """Hand the tasks to ``executor`` (``"inline"``, ``"thread"`` or an instance)."""
+        from .executors import resolve
+
+        chosen = resolve(executor)
+        if self._hand_over():
+            chosen.submit(self)
+
+    async def after_response_async(self, executor: Executor | str = "inline") -> None:
+        """Like :meth:`after_response`, from a coroutine on the request's event loop."""
+        import asyncio
+
+        from .executors import resolve
+
+        chosen = resolve(executor)
+        if self._hand_over():
+            self._loop = asyncio.get_running_loop()
+            await chosen.submit_async(self)
+
+    def discard(self, reason: str) -> None:
+        """Close the scope without running its tasks; what is dropped is logged by name."""
+        with self._lock:
+            self._closed = True
+            dropped = list(self._queue)
+            self._queue.clear()
+        if dropped:
+            log.warning(
+                "background tasks of %s not run (%s): %s", self.label, reason, _names(dropped)
+            )
+
+    def _hand_over(self) -> bool:
+        """Capture the context the tasks will run in; False (and closed) when there are none."""
+        with self._lock:
+            if not self._queue:
+                self._closed = True
+                return False
+        self._context = contextvars.copy_context()
+        return True
+
+    # -- for executors ----------------------------------------------------------------------
+
+    def execute(self) -> None:
+        """Run the tasks in this thread; coroutines run on the request's loop if it had one."""
+        context = self._context if self._context is not None else contextvars.copy_context()
+        failed = context.run(self._run_sync)
+        if failed is not None:
+            log.error("BackgroundTasksFailed (%s): %s", self.label, failed)
+
+    async def execute_async(self) -> None:
+        """Run the tasks from a coroutine: coroutines awaited, functions in a thread."""
+        failed = await self._run_async()
+        if failed is not None:
+            log.error("BackgroundTasksFailed (%s): %s", self.label, failed)
+
+    def abandon(self) -> list[Task]:
+        """Stop after the running task; return it and the tasks that will not start."""
+        with self._lock:
+            self._abandoned = self._closed = True
+            left = ([self._running] if self._running is not None else []) + list(self._queue)
+            self._queue.clear()
+        return left
+
+    def reopen(self) -> None:
+        """Accept tasks again after a run; used for the unmanaged scope outside requests."""
+        with self._lock:
+            self._closed = self._abandoned = False
+            self._failures = []
+
+    # -- running ----------------------------------------------------------------------------
+
+    def _run_sync(self) -> BackgroundTasksFailed | None:
+        token = _current.set(self)
+        runner: asyncio.Runner | None = None
+        try:
+            for task in self._drain():
+                try:
+                    result = task.func(*task.args, **task.kwargs)
+                    if inspect.isawaitable(result):
+                        if self._loop is not None:
+                            _await_on_loop(self._loop, result)
+                        else:
+                            runner = runner or _new_runner()
+                            runner.run(_awaited(result), context=contextvars.copy_context())
+                except Exception as exc:
+                    if self._failed(task, exc):
+                        break
+        except BaseException as exc:
+            self._interrupted(exc)
+            raise
+        finally:
+            if runner is not None:
+                runner.close()
+            _current.reset(token)
+        return self._finish()
+
+    async def _run_async(self) -> BackgroundTasksFailed | None:
+        import asyncio
+
+        token = _current.set(self)
+        try:
+            for task in self._drain():
+                try:
+                    if task.is_async:
+                        result = task.func(*task.args, **task.kwargs)
+                    else:
+                        result = await asyncio.to_thread(task.func, *task.args, **task.kwargs)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception as exc:
+                    if self._failed(task, exc):
+                        break
+        except BaseException as exc:  # cancelled by the server's shutdown, for one
+            self._interrupted(exc)
+            raise
+        finally:
+            _current.reset(token)
+        return self._finish()
+
+    def _drain(self) -> Iterator[Task]:
+        """Pop tasks in order, including those added by running tasks, until none are left."""
+        while True:
+            with self._lock:
+                if self._abandoned or not self._queue:
+                    self._running = None
+                    self._closed = True
+                    return
+                task = self._running = self._queue.popleft()
+            yield task
+
+    def _failed(self, task: Task, exc: Exception) -> bool:
+        """Log one failure with its traceback; True when the rest must be skipped."""
+        self._failures.append((task, exc))
+        log.error("background task %s (%s) failed", task.name, self.label, exc_info=exc)
+        return self.on_error == "stop"
+
+    def _finish(self) -> BackgroundTasksFailed | None:
+        with self._lock:
+            self._closed = True
+            self._running = None
+            skipped = list(self._queue)
+            self._queue.clear()
+        if not self._failures:
+            return None
+        return BackgroundTasksFailed(self._failures, skipped)
+
+    def _interrupted(self, exc: BaseException) -> None:
+        left = self.abandon()
+        log.error(
+            "background tasks of %s interrupted by %s; not run: %s",
+            self.label,
+            type(exc).__name__,
+            _names(left) or "none",
+        )
+
+
+def add(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Task:
+    """Queue ``func(*args, **kwargs)`` to run after the current request's response.
+
+    ``func`` may be a plain function or a coroutine function. Tasks run in the order added;
+    a task may add more tasks, which run after the ones already queued. Outside a request
+    the task waits for :func:`run`.
+    """
+    if not callable(func):
+        if inspect.iscoroutine(func):
+            func.close()
+        raise TypeError(
+            f"background.add() takes a function and its arguments, not {type(func).__name__}"
+            " (write add(f, x), not add(f(x)))"
+        )
+    task = Task(func, args, kwargs)
+    scope = _current.get()
+    if scope is None:
+        scope = RequestScope(managed=False, label="outside a request")
+        _current.set(scope)
+        _unmanaged.add(scope)
+        if RequestScope.served_requests and not _warned_unmanaged.is_set():
+            _warned_unmanaged.set()
+            log.warning(
+                "background.add(%s) outside any request in a process that serves requests"
+                " (a thread the request started, or an app without BackgroundMiddleware?):"
+                " such tasks wait for background.run()",
+                task.name,
+            )
+    scope.append(task)
+    return task
+
+
+def tasks() -> tuple[Task, ...]:
+    """The current request's tasks that have not started yet, in order."""
+    scope = _current.get()
+    return scope.pending() if scope is not None else ()
+
+
+def current_scope() -> RequestScope | None:
+    """The scope :func:`add` would use now, or None when none is open."""
+    return _current.get()
+
+
+def run(*, on_error: OnError | None = None) -> None:
+    """Run the queued tasks now, outside a request; inside one it does nothing.
+
+    Inside a request handled by a ``BackgroundMiddleware`` (or the HMVC ``App``) the tasks
+    run after the response anyway, so this returns at once. Outside a request the tasks run
+    in order in this thread; coroutine functions run in a fresh event loop (from a running
+    loop use ``await run_async()``). Raises :class:`BackgroundTasksFailed` if any task failed
+    (each failure is also logged with its traceback).
+    """
+    scope = _unmanaged_scope(on_error)
+    if scope is None:
+        return
+    if _running_loop() is not None and any(t.is_async for t in scope.pending()):
+        raise RuntimeError(
+            "background.run() would need a new event loop inside a running one;"
+            " use `await background.run_async()`"
+        )
+    failed = scope._run_sync()
+    scope.reopen()
+    if failed is not None:
+        raise failed
+
+
+async def run_async(*, on_error: OnError | None = None) -> None:
+    """:func:`run` for a coroutine: coroutines awaited here, plain functions in a thread."""
+    scope = _unmanaged_scope(on_error)
+    if scope is None:
+        return
+    failed = await scope._run_async()
+    scope.reopen()
+    if failed is not None:
+        raise failed
+
+
+def _unmanaged_scope(on_error: OnError | None) -> RequestScope | None:
+    scope = _current.get()
+    if scope is None:
+        return None
+    if scope.managed:
+        log.debug("background.run() inside %s: its tasks run after the response", scope.label)
+        return None
+    if on_error is not None:
+        scope.on_error = check_on_error(on_error)
+    return scope
+
+
+def check_on_error(on_error: str) -> OnError:
+    """Return ``on_error`` if it is ``"stop"`` or ``"continue"``; raise ValueError if not."""
+    if on_error in ("stop", "continue"):
+        return cast(OnError, on_error)
+    raise ValueError(f"on_error must be 'stop' or 'continue', not {on_error!r}")
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _new_runner() -> asyncio.Runner:
+    import asyncio
+
+    return asyncio.Runner()
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _await_on_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
+    """Run ``awaitable`` on ``loop`` (owned by another thread) in a copy of this context."""
+    import asyncio
+
+    if loop is _running_loop():
+        raise RuntimeError("cannot wait for a coroutine task on the loop of this very thread")
+    context = contextvars.copy_context()
+
+    async def in_context() -> Any:
+        return await asyncio.get_running_loop().create_task(_awaited(awaitable), context=context)
+
+    return asyncio.run_coroutine_threadsafe(in_context(), loop).result()
+
+
+def _name_of(func: Any) -> str:
+    if isinstance(func, functools.partial):
+        return f"partial({_name_of(func.func)})"
+    qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
+    module = getattr(func, "__module__", None) or type(func).__module__
+    return f"{module}.{qualname}" if module else str(qualname)
+
+
+def _names(tasks: list[Task]) -> str:
+    return ", ".join(t.name for t in tasks)
+
+
+@atexit.register
+def _report_never_run() -> None:
+    for scope in list(_unmanaged):
+        left = scope.pending()
+        if left:
+            log.warning(
+                "background tasks added outside a request were never run"
+                " (call sendoff.background.run()): %s",
+                _names(list(left)),
+            )

@@ -1,0 +1,41 @@
+"""A bare WSGI app (no framework) for gunicorn's sync and gthread workers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+from common import DIR, handle, touch
+
+from sendoff import background
+from sendoff.background import ThreadExecutor
+from sendoff.wsgi import BackgroundMiddleware
+
+
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    path = environ["PATH_INFO"]
+    params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+    if path == "/generator":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _generated(params["id"])
+    if path == "/file":
+        touch(f"file-{params['id']}", "from a file\n" * 1000)
+        background.add(touch, f"sent-{params['id']}")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return environ["wsgi.file_wrapper"](open(DIR / f"file-{params['id']}", "rb"))
+    body = handle(path, params).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _generated(rid: str) -> Iterator[bytes]:
+    yield b"part one\n"
+    background.add(touch, f"from-generator-{rid}")  # added while the server iterates
+    yield b"part two\n"
+
+
+application = BackgroundMiddleware(app, on_error="continue")
+threaded = BackgroundMiddleware(
+    app, executor=ThreadExecutor(max_workers=2, grace=1.0), on_error="continue"
+)
