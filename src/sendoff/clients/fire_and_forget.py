@@ -14,7 +14,6 @@ snapshots the request to wire bytes, hands them over and returns a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..delivery.wire import build_request, fire_wire
@@ -225,14 +224,3 @@ class FireAndForget(Client):
         if self._helper is not None:
             self._helper.close()
         self.flush(self.settings.exit_timeout)
-
-    def __enter__(self) -> FireAndForget:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -13,10 +13,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidRequest
-from ..http.checks import check_token, field_value
+from ..http.checks import check_token, utf8
 from ..http.forms import encode_fields
 from ..http.headers import Headers
-from ..http.request import _BODY_METHODS, FORM_TYPE, JSON_TYPE, USER_AGENT, Request
+from ..http.request import (
+    _BODY_METHODS,
+    FORM_TYPE,
+    JSON_TYPE,
+    USER_AGENT,
+    Request,
+    _store_field,
+)
 from ..http.url import URL, parse_uri
 
 _encode_json = _json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -83,9 +90,10 @@ def fire_wire(
         kind = f"Content-Type: {FORM_TYPE}\r\n"
     elif json is not no_json:
         try:
-            body = _encode_json(json).encode("utf-8")
+            text = _encode_json(json)
         except (TypeError, ValueError) as exc:
             raise InvalidRequest("json", f"not JSON-serialisable: {exc}") from None
+        body = utf8("json", text)
         kind = f"Content-Type: {JSON_TYPE}\r\n"
     else:
         body, kind = b"", ""
@@ -102,10 +110,7 @@ def _fields(field: str, values: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidRequest(field, f"must be a mapping, not {type(values).__name__}")
     out: dict[str, Any] = {}
     for key, value in values.items():
-        if not isinstance(key, str):
-            raise InvalidRequest(field, f"keys must be str, not {type(key).__name__}")
-        if value is not None:
-            out[key] = field_value(f"{field} {key!r}", value)
+        _store_field(field, out, key, value)  # the checks Request makes
     return out
 
 
