@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hmvc_page
 import seed_requests
+import webhooks
 
 
 def main() -> None:
     seed_requests.main()
     hmvc_page.main()
+    webhooks.main()
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ def untrusted_tls() -> ssl.SSLContext:
 
 @pytest.fixture
 def make_server() -> Iterator[Callable[..., RecordingServer]]:
-    """``make_server(handler=..., tls=ctx, close_after=n, host=...)``; stopped at teardown."""
+    """``make_server(handler=..., tls=ctx, close_after=n, announce_close=..., host=...)``;
+    stopped at teardown."""
     started: list[RecordingServer] = []
 
     def make(
@@ -53,9 +54,13 @@ def make_server() -> Iterator[Callable[..., RecordingServer]]:
         *,
         tls: ssl.SSLContext | None = None,
         close_after: int | None = None,
+        announce_close: bool = True,
         host: str = "127.0.0.1",
     ) -> RecordingServer:
-        srv = RecordingServer(handler, ssl_context=tls, close_after=close_after, host=host)
+        srv = RecordingServer(
+            handler, ssl_context=tls, close_after=close_after, announce_close=announce_close,
+            host=host,
+        )
         srv.start()
         started.append(srv)
         return srv

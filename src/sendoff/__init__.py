@@ -14,7 +14,9 @@ from . import asgi, background, wsgi
 from .clients.base import Client
 from .clients.default import get_default_client, set_default_client
 from .clients.external import External
+from .clients.fire_and_forget import FireAndForget
 from .clients.internal import Internal
+from .delivery import Receipt, fire, flush, stats
 from .errors import (
     ConnectError,
     HttpError,
@@ -38,12 +40,14 @@ __all__ = [
     "Client",
     "ConnectError",
     "External",
+    "FireAndForget",
     "Headers",
     "HttpError",
     "Internal",
     "InvalidRequest",
     "ProtocolError",
     "QueueFull",
+    "Receipt",
     "Request",
     "Response",
     "SendoffError",
@@ -55,7 +59,10 @@ __all__ = [
     "__version__",
     "asgi",
     "background",
+    "fire",
+    "flush",
     "get_default_client",
     "set_default_client",
+    "stats",
     "wsgi",
 ]

@@ -122,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _load_commands() -> None:
     """Import the modules that register further subcommands."""
+    from .delivery import cli as _fire  # noqa: F401  (sendoff fire)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ class Reply:
     chunked: bool = False
     informational: int | None = None  # e.g. 103: sent before the final response
     reason: str | None = None
+    until_close: bool = False  # no Content-Length: the body ends when the server closes
+    hold: threading.Event | None = None  # answer only once this is set (or the server stops)
 
 
 Handler = Callable[[Recorded], Reply]
@@ -82,11 +84,15 @@ class RecordingServer:
         ssl_context: ssl.SSLContext | None = None,
         host: str = "127.0.0.1",
         close_after: int | None = None,
+        announce_close: bool = True,
     ) -> None:
         self.handler = handler
         self.ssl_context = ssl_context
         self.host = host
         self.close_after = close_after
+        # False: close after ``close_after`` responses without saying "Connection: close",
+        # as a keep-alive timeout does, so the client finds out only when it reuses it
+        self.announce_close = announce_close
         self.port = 0
         self.received: list[Recorded] = []
         self.connections = 0
@@ -264,6 +270,8 @@ class _Connection(asyncio.Protocol):
             if req is None or self.transport is None or self.transport.is_closing():
                 return
             reply = self.server.handler(req)
+            if reply.hold is not None:
+                await asyncio.get_running_loop().run_in_executor(None, reply.hold.wait, 30)
             if reply.delay:
                 await asyncio.sleep(reply.delay)
             if self.transport.is_closing():
@@ -273,8 +281,10 @@ class _Connection(asyncio.Protocol):
                 return
             self.served += 1
             limit = self.server.close_after
-            close = reply.close or (limit is not None and self.served >= limit)
-            self.transport.write(_render(req, reply, close))
+            at_limit = limit is not None and self.served >= limit
+            close = reply.close or reply.until_close or at_limit
+            announce = reply.close or (at_limit and self.server.announce_close)
+            self.transport.write(_render(req, reply, announce))
             if close:
                 self.transport.close()
                 return
@@ -296,6 +306,8 @@ def _render(req: Recorded, reply: Reply, close: bool) -> bytes:
             f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (body[:half], body[half:])
             if part
         ) + b"0\r\n\r\n"
+    elif reply.until_close:
+        payload = b"" if no_body else body
     else:
         if reply.status not in (204, 304) and not any(
             k.lower() == "content-length" for k, _ in reply.headers

@@ -114,7 +114,7 @@ class Request:
             self.query(query)
         if post:
             self._post = _new_fields("post", post)
-            self._body_kind = "form"
+            self._body_kind = "form" if self._post else None
         if headers:
             self._headers = Headers(headers)
         if body is not None:

@@ -1,0 +1,127 @@
+"""A throwaway nginx on a loopback port for throughput rows (installed from Debian if missing).
+
+``with Nginx() as srv: srv.url("/")`` runs one nginx process (``worker_processes 1``, no
+master, so that SIGSTOP pauses it) with a ``return 200``
+location and ``stub_status`` (to count the requests it received) from a temp directory,
+then stops it. When nginx cannot be installed or started, :func:`fast_server` gives an
+HTTP server in C-speed parts (asyncio + httptools, uvloop when installed) instead, and
+``name`` says which one ran.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+CONFIG = """
+worker_processes 1;
+master_process off;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location = /nginx_status {{ stub_status; }}
+        location / {{ return 200 "ok"; }}
+    }}
+}}
+"""
+
+
+def nginx_binary() -> str | None:
+    """The nginx executable, installing Debian's package when we are root and it is missing."""
+    found = _which()
+    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "nginx-light"],
+                ["apt-get", "install", "-y", "-qq", "nginx"]):
+        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=300, check=False)
+        found = _which()
+        if found:
+            return found
+    return None
+
+
+def _which() -> str | None:
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Nginx:
+    """nginx from a temp config; ``accepted()`` is how many requests it has handled."""
+
+    name = "nginx"
+
+    def __init__(self) -> None:
+        binary = nginx_binary()
+        if binary is None:
+            raise RuntimeError("nginx is not installed and could not be installed")
+        self.binary = binary
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="sendoff-nginx-"))
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.status_calls = 0
+
+    def __enter__(self) -> Nginx:
+        conf = self.dir / "nginx.conf"
+        conf.write_text(CONFIG.format(dir=self.dir, port=self.port))
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(conf), "-p", str(self.dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    break
+            except OSError:
+                if self.proc.poll() is not None:
+                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                    raise RuntimeError(f"nginx did not start: {err.strip()}") from None
+                time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def requests(self) -> int:
+        """Requests handled so far (status requests excluded)."""
+        self.status_calls += 1
+        with urllib.request.urlopen(self.url("/nginx_status"), timeout=5) as resp:
+            text = resp.read().decode()
+        # "Active connections: 1\nserver accepts handled requests\n 1 1 1\n..."
+        numbers = text.splitlines()[2].split()
+        return int(numbers[2]) - self.status_calls

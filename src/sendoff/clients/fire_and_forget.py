@@ -1,0 +1,226 @@
+"""FireAndForget: Kohana's Request_Client_FireAndForget, without making the caller wait.
+
+``execute()`` validates the request, runs ``before`` listeners in the caller's thread,
+snapshots the request to wire bytes, hands them over and returns a
+:class:`~sendoff.delivery.Receipt` at once. Where the bytes go depends on ``mode``:
+
+- ``"background"`` (default): the process's delivery engine, a background thread with
+  keep-alive pools that reads every response (``complete``/``error``/``end`` listeners
+  run on that thread);
+- ``"inline"``: the seed's raw socket: connect, write, close, in the caller's thread;
+- ``"process"``: a detached helper process that outlives the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..delivery.wire import build_request, fire_wire
+from ..events.transaction import DONE, Transaction
+from .base import Client
+
+if TYPE_CHECKING:
+    from ..delivery.process import Helper
+    from ..delivery.receipt import Receipt
+    from ..delivery.sender import Sender, Settings
+    from ..events.transaction import Transaction as _Txn
+    from ..http.request import Request
+    from ..http.response import Response
+    from ..http.url import URL
+
+MODES = ("background", "inline", "process")
+
+
+class FireAndForget(Client):
+    """Sends requests without waiting for them; ``execute()`` returns a Receipt at once.
+
+    ``timeout`` bounds the connect and each wait for response bytes (per request with
+    ``request.timeout()``). ``max_queue`` bounds the requests waiting for a connection;
+    when it is full, ``on_full`` drops the request (``"drop"``, counted and logged once per
+    burst), makes the caller wait for room up to ``timeout`` (``"block"``), or raises
+    :class:`~sendoff.QueueFull` (``"raise"``). TLS is verified unless ``verify=False``;
+    ``ca_bundle`` names a PEM file of trusted CAs. ``connections_per_origin`` keep-alive
+    connections are used per scheme/host/port, each carrying up to ``pipeline`` requests
+    at once (HTTP/1.1 pipelining is opt-in). Requests whose connection could not be opened
+    are retried ``retries`` times with exponential backoff (they never reached the
+    server). At interpreter exit the queue drains for at most ``exit_timeout`` seconds.
+    """
+
+    def __init__(
+        self,
+        timeout: float = 30.0,
+        mode: str = "background",
+        max_queue: int = 100_000,
+        on_full: str = "drop",
+        verify: bool = True,
+        ca_bundle: str | None = None,
+        connections_per_origin: int = 16,
+        pipeline: int = 1,
+        retries: int = 2,
+        *,
+        exit_timeout: float = 5.0,
+    ) -> None:
+        from ..delivery.sender import ON_FULL, Settings
+
+        super().__init__(timeout=timeout)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if on_full not in ON_FULL:
+            raise ValueError(f"on_full must be one of {', '.join(ON_FULL)}, not {on_full!r}")
+        for name, value, least in (
+            ("max_queue", max_queue, 1),
+            ("connections_per_origin", connections_per_origin, 1),
+            ("pipeline", pipeline, 1),
+            ("retries", retries, 0),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be an int >= {least}, not {value!r}")
+        if not isinstance(exit_timeout, int | float) or exit_timeout < 0:
+            raise ValueError(f"exit_timeout must be a number of seconds >= 0, not {exit_timeout!r}")
+        self.mode = mode
+        self.verify = verify
+        self.ca_bundle = ca_bundle
+        self.settings: Settings = Settings(
+            verify=verify,
+            ca_bundle=ca_bundle,
+            connections_per_origin=connections_per_origin,
+            pipeline=pipeline,
+            max_queue=max_queue,
+            on_full=on_full,
+            retries=retries,
+            exit_timeout=float(exit_timeout),
+        )
+        self._sender: Sender | None = None
+        self._helper: Helper | None = None
+        self._submit = {
+            "background": self._submit_background,
+            "inline": self._submit_inline,
+            "process": self._submit_process,
+        }[mode]
+        if mode == "background":
+            self._make_sender()  # imports and sets up the engine; its thread waits for a fire
+
+    def __repr__(self) -> str:
+        return f"<FireAndForget mode={self.mode} timeout={self.timeout}>"
+
+    # -- sending ------------------------------------------------------------------------------
+    def execute(self, request: Request) -> Receipt:
+        """Hand ``request`` over and return its Receipt at once.
+
+        Bad input raises :class:`~sendoff.InvalidRequest` here, in the caller; network
+        failures never raise: they are logged, counted and put on the receipt.
+        """
+        own = request._emitter
+        if self.emitter._entries or (own is not None and own._entries):
+            return self._execute_with_events(request)
+        prepared = request.prepare()
+        return self._submit(prepared.url, prepared.wire(), request._timeout or self.timeout)
+
+    def fire(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Receipt:
+        """Send ``method url`` without building a Request when nobody listens.
+
+        ``params`` go in the query string, ``data`` in a form body, ``json`` in a JSON
+        body (``None`` means no body), ``headers`` are added as given.
+        """
+        if not self.emitter._entries and (
+            timeout is None or (isinstance(timeout, int | float) and timeout > 0)
+        ):
+            fast = fire_wire(method, url, params, data, json, headers, None)
+            if fast is not None:
+                return self._submit(fast[0], fast[1], timeout or self.timeout)
+        return self.execute(build_request(method, url, params, data, json, headers, timeout, None))
+
+    def _execute_with_events(self, request: Request) -> Receipt:
+        txn = Transaction(self, request)
+        if txn.start() is DONE:  # a `before` listener intercepted it (or raised)
+            return self._ended_early(txn)
+        prepared = txn.request.prepare()
+        wire = prepared.wire()
+        timeout = txn.request._timeout or self.timeout
+        if self.mode != "background":  # no engine reads a response: only `before` applies
+            receipt = self._submit(prepared.url, wire, timeout)
+            receipt._txn = txn
+            return receipt
+        sender = self._sender or self._make_sender()
+        return sender.submit(prepared.url, wire, timeout, txn, prepared)
+
+    def _ended_early(self, txn: _Txn) -> Receipt:
+        from ..delivery.receipt import settled
+
+        request = txn.request
+        error = txn.exception
+        response: Response | None = None if error is not None else txn.response
+        receipt = settled(b"", request.parsed_url, response, error)
+        receipt._txn = txn
+        if request.is_external() and self.mode == "background":
+            sender = self._sender or self._make_sender()
+            engine = sender.engine
+            engine.post(
+                engine.count_outcome,
+                sender.pool_for(request.parsed_url),
+                error,
+                request.method(),
+                request.url(redacted=True),
+            )
+        return receipt
+
+    def _submit_background(self, url: URL, wire: bytes, timeout: float) -> Receipt:
+        sender = self._sender or self._make_sender()
+        return sender.submit(url, wire, timeout)
+
+    def _submit_inline(self, url: URL, wire: bytes, timeout: float) -> Receipt:
+        from ..delivery.inline import send_inline
+
+        return send_inline(url, wire, timeout, self.verify, self.ca_bundle)
+
+    def _submit_process(self, url: URL, wire: bytes, timeout: float) -> Receipt:
+        if self._helper is None:
+            from ..delivery.process import helper_for
+
+            self._helper = helper_for(self.settings)
+        return self._helper.send(url, wire, timeout)
+
+    def _make_sender(self) -> Sender:
+        from ..delivery.engine import get_engine
+
+        self._sender = get_engine().sender(self.settings)
+        return self._sender
+
+    # -- draining and counters -------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every request queued through this client's settings has ended
+        (delivered, failed or dropped); False if ``timeout`` seconds passed first."""
+        if self.mode != "background" or self._sender is None:
+            return True
+        return self._sender.engine.flush([self._sender], timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of this client's settings, per origin (see :func:`sendoff.stats`)."""
+        from ..delivery.engine import COUNTERS
+
+        if self._sender is None:
+            return {**dict.fromkeys(COUNTERS, 0), "abandoned": 0, "origins": {}}
+        counters = self._sender.counters()
+        totals = dict.fromkeys(COUNTERS, 0)
+        for values in counters["origins"].values():
+            for key, value in values.items():
+                totals[key] += value
+        return {**totals, **counters}
+
+    def close(self) -> None:
+        """Finish: wait up to ``exit_timeout`` for this client's requests; in ``process``
+        mode, close the pipe so that the helper delivers what it has and exits."""
+        if self._helper is not None:
+            self._helper.close()
+        self.flush(self.settings.exit_timeout)

@@ -1,0 +1,44 @@
+"""``sendoff fire``: send a request from the shell without waiting for it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..cli import add_request_options, build_request, command
+from ..clients.fire_and_forget import FireAndForget
+
+
+def _fire_arguments(parser: argparse.ArgumentParser) -> None:
+    add_request_options(parser)
+    parser.add_argument("--wait", action="store_true",
+                        help="wait for the response and print its status")
+    parser.add_argument("--ca-bundle", metavar="PEM", help="trust these CAs")
+    parser.add_argument("--insecure", action="store_true", help="do not verify TLS (unsafe)")
+
+
+@command(
+    "fire",
+    "send a request and return at once (a detached process delivers it); "
+    "--wait prints the status",
+    _fire_arguments,
+)
+def run_fire(args: argparse.Namespace) -> int:
+    """Hand the request to a detached helper, or with ``--wait`` deliver it and print
+    ``STATUS REASON``; exit 0 when handed over (or answered below 400)."""
+    request = build_request(args)
+    options = {"timeout": args.timeout, "verify": not args.insecure, "ca_bundle": args.ca_bundle}
+    if not args.wait:
+        receipt = FireAndForget(mode="process", **options).execute(request)
+        if receipt.error is not None:
+            print(f"sendoff: {receipt.error}", file=sys.stderr)
+            return 1
+        return 0
+    client = FireAndForget(**options)
+    receipt = client.execute(request)
+    response = receipt.wait(args.timeout * (client.settings.retries + 1) + 5)
+    if response is None:
+        print(f"sendoff: {receipt.error or 'no response'}", file=sys.stderr)
+        return 1
+    print(f"{response.status} {response.reason}")
+    return 0 if response.ok else 1

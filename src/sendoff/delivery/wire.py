@@ -1,0 +1,148 @@
+"""Request wire bytes: the fast snapshot ``sendoff.fire()`` takes, and the way back.
+
+:func:`fire_wire` renders the same bytes as ``Request(...).render()`` for the common
+shapes of a fire (a URL, form fields or JSON, plain headers) without building a Request;
+anything less common goes through :class:`~sendoff.Request` itself. A test holds the two
+byte for byte equal.
+"""
+
+from __future__ import annotations
+
+import json as _json
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import InvalidRequest
+from ..http.checks import check_token, utf8
+from ..http.forms import encode_fields
+from ..http.headers import Headers
+from ..http.request import (
+    _BODY_METHODS,
+    FORM_TYPE,
+    JSON_TYPE,
+    USER_AGENT,
+    Request,
+    _store_field,
+)
+from ..http.url import URL, parse_uri
+
+_encode_json = _json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: Header names whose presence changes what prepare() adds: those fires take the slow way.
+_SPECIAL = frozenset(
+    {"host", "user-agent", "content-type", "content-length", "transfer-encoding", "cookie"}
+)
+_METHODS = {m: m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
+_UA_LINE = f"User-Agent: {USER_AGENT}\r\n"
+
+
+def build_request(
+    method: str,
+    url: str,
+    params: Mapping[str, Any] | None,
+    data: Mapping[str, Any] | None,
+    json: Any,
+    headers: Mapping[str, Any] | None,
+    timeout: float | None,
+    no_json: Any,
+) -> Request:
+    """The Request that ``fire()``'s arguments describe (``no_json`` marks json unset)."""
+    return Request(
+        url, method, query=params, post=data, headers=headers, timeout=timeout,
+        **({} if json is no_json else {"json": json}),
+    )
+
+
+def fire_wire(
+    method: str,
+    url: str,
+    params: Mapping[str, Any] | None,
+    data: Mapping[str, Any] | None,
+    json: Any,
+    headers: Mapping[str, Any] | None,
+    no_json: Any,
+) -> tuple[URL, bytes] | None:
+    """(parsed URL, wire bytes) for a common fire, or None to take the Request path.
+
+    Raises InvalidRequest for bad input, exactly as Request would.
+    """
+    parsed = parse_uri(url)
+    if parsed.query or parsed.username is not None or not parsed.scheme:
+        return None
+    verb = _METHODS.get(method)
+    if verb is None:
+        verb = check_token("method", method).upper()
+    extra = ""
+    if headers:
+        items = Headers(headers)._items  # validates names and values
+        for name, value in items:
+            if name.lower() in _SPECIAL:
+                return None
+            extra += f"{name}: {value}\r\n"
+    target = parsed.path
+    query = _fields("query", params) if params else None
+    if query:
+        target += "?" + encode_fields(query)
+    if data is not None and json is not no_json:
+        return None  # Request raises the error that names the conflict
+    form = _fields("post", data) if data else None
+    if form:
+        body = encode_fields(form).encode("ascii")
+        kind = f"Content-Type: {FORM_TYPE}\r\n"
+    elif json is not no_json:
+        try:
+            text = _encode_json(json)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest("json", f"not JSON-serialisable: {exc}") from None
+        body = utf8("json", text)
+        kind = f"Content-Type: {JSON_TYPE}\r\n"
+    else:
+        body, kind = b"", ""
+    length = f"Content-Length: {len(body)}\r\n" if body or verb in _BODY_METHODS else ""
+    head = (
+        f"{verb} {target} HTTP/1.1\r\nHost: {parsed.host_header}\r\n{extra}"
+        f"{_UA_LINE}{kind}{length}\r\n"
+    )
+    return parsed, head.encode("latin-1") + body
+
+
+def _fields(field: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(values, Mapping):
+        raise InvalidRequest(field, f"must be a mapping, not {type(values).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        _store_field(field, out, key, value)  # the checks Request makes
+    return out
+
+
+def split_wire(wire: bytes) -> tuple[str, str, list[tuple[str, str]], bytes]:
+    """(method, target, header pairs, body) of request wire bytes."""
+    head, _, body = wire.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = lines[0].split(" ", 2)
+    pairs = []
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        pairs.append((name, value.strip()))
+    return method, target, pairs, body
+
+
+def url_from_wire(wire: bytes, scheme: str) -> str:
+    """The URL a request's wire bytes were sent to (its Host header and target)."""
+    head = wire[: wire.find(b"\r\n\r\n")].decode("latin-1")
+    target = head[head.find(" ") + 1 : head.find(" HTTP/")]
+    host = ""
+    for line in head.split("\r\n")[1:]:
+        if line[:5].lower() == "host:":
+            host = line[5:].strip()
+            break
+    return f"{scheme}://{host}{target}"
+
+
+def request_from_wire(wire: bytes, scheme: str) -> Request:
+    """A Request that renders to ``wire`` again (headers and body as sent)."""
+    method, target, pairs, body = split_wire(wire)
+    host = next((v for k, v in pairs if k.lower() == "host"), "")
+    request = Request(f"{scheme}://{host}{target}", method, headers=pairs)
+    if body:
+        request.body(body)
+    return request
