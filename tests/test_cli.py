@@ -48,3 +48,11 @@ def test_bad_input_and_network_errors_exit_2_with_a_message():
 def test_version():
     out = run("--version")
     assert out.stdout.strip() == "sendoff 0.1.0"
+
+
+def test_python_dash_m_knows_every_subcommand():
+    for module in ("sendoff", "sendoff.cli"):
+        out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "{fire,request}" in out.stdout

@@ -126,4 +126,7 @@ def _load_commands() -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # run as a script this module is __main__; subcommands register in sendoff.cli
+    from sendoff.cli import main as _main
+
+    raise SystemExit(_main())

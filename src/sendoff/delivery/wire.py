@@ -8,7 +8,6 @@ byte for byte equal.
 
 from __future__ import annotations
 
-import json as _json
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,10 +22,10 @@ from ..http.request import (
     USER_AGENT,
     Request,
     _store_field,
+    encode_json,
 )
 from ..http.url import URL, parse_uri
 
-_encode_json = _json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 #: Header names whose presence changes what prepare() adds: those fires take the slow way.
 _SPECIAL = frozenset(
     {"host", "user-agent", "content-type", "content-length", "transfer-encoding", "cookie"}
@@ -90,7 +89,7 @@ def fire_wire(
         kind = f"Content-Type: {FORM_TYPE}\r\n"
     elif json is not no_json:
         try:
-            text = _encode_json(json)
+            text = encode_json(json)
         except (TypeError, ValueError) as exc:
             raise InvalidRequest("json", f"not JSON-serialisable: {exc}") from None
         body = utf8("json", text)

@@ -28,6 +28,9 @@ _NO_NAMES: frozenset[str] = frozenset()
 
 _MISSING: Any = object()
 
+#: Compact JSON, non-ASCII kept; one encoder, as json.dumps with options builds one per call.
+encode_json = _json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
 #: Slots of the HMVC block at the end of Request; only the App sets them.
 _HMVC_SLOTS = ("_action", "_client_ip", "_controller", "_directory", "_params", "_route")
 
@@ -289,7 +292,7 @@ class Request:
         if self._body_kind == "form":
             raise InvalidRequest("json", "a JSON body cannot be combined with post() fields")
         try:
-            encoded = _json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            encoded = encode_json(value)
         except (TypeError, ValueError) as exc:
             raise InvalidRequest("json", f"not JSON-serialisable: {exc}") from None
         self._body = utf8("json", encoded)
