@@ -27,6 +27,7 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # head and body go out in two writes
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -65,10 +66,10 @@ class Receiver:
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    @property
-    def count(self) -> int:
+    def count(self, prefix: str = "") -> int:
+        """How many requests arrived (whose target starts with ``prefix``)."""
         with self._cond:
-            return len(self.received)
+            return sum(1 for r in self.received if r.target.startswith(prefix))
 
     def wait_for(self, n: int, timeout: float = 30.0) -> bool:
         """True once ``n`` requests have arrived; False at the deadline."""

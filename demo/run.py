@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import after_response
 import hmvc_page
 import seed_requests
 import webhooks
@@ -9,6 +10,7 @@ import webhooks
 
 def main() -> None:
     seed_requests.main()
+    after_response.main()
     hmvc_page.main()
     webhooks.main()
 

@@ -53,4 +53,4 @@ def main() -> None:
             print(f"   server got: {got.method} {got.target}"
                   + (f"  body={got.body.decode()!r}" if got.body else ""))
             print(f"   response: {response.status} {response.reason} {response.text!r}\n")
-        print(f"server received {rx.count} of {len(EXAMPLES)} requests\n")
+        print(f"server received {rx.count()} of {len(EXAMPLES)} requests\n")
