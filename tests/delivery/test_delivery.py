@@ -165,7 +165,7 @@ def test_receipt_rebuilds_the_request_it_sent(server, client):
 )
 def test_fast_fire_bytes_equal_the_request_rendering(method, params, data, json, headers):
     url = "http://example.com:8080/hook"
-    fast = fire_wire(method, url, params, data, json, headers, None)
+    fast = fire_wire(method, url, params, data, json, headers)
     assert fast is not None
     kwargs = {} if json is None else {"json": json}
     slow = Request(url, method, query=params, post=data, headers=headers, **kwargs).render()

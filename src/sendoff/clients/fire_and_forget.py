@@ -136,10 +136,10 @@ class FireAndForget(Client):
         if not self.emitter._entries and (
             timeout is None or (isinstance(timeout, int | float) and timeout > 0)
         ):
-            fast = fire_wire(method, url, params, data, json, headers, None)
+            fast = fire_wire(method, url, params, data, json, headers)
             if fast is not None:
                 return self._submit(fast[0], fast[1], timeout or self.timeout)
-        return self.execute(build_request(method, url, params, data, json, headers, timeout, None))
+        return self.execute(build_request(method, url, params, data, json, headers, timeout))
 
     def _execute_with_events(self, request: Request) -> Receipt:
         txn = Transaction(self, request)

@@ -42,12 +42,11 @@ def build_request(
     json: Any,
     headers: Mapping[str, Any] | None,
     timeout: float | None,
-    no_json: Any,
 ) -> Request:
-    """The Request that ``fire()``'s arguments describe (``no_json`` marks json unset)."""
+    """The Request that ``fire()``'s arguments describe (``json=None``: no JSON body)."""
     return Request(
         url, method, query=params, post=data, headers=headers, timeout=timeout,
-        **({} if json is no_json else {"json": json}),
+        **({} if json is None else {"json": json}),
     )
 
 
@@ -58,7 +57,6 @@ def fire_wire(
     data: Mapping[str, Any] | None,
     json: Any,
     headers: Mapping[str, Any] | None,
-    no_json: Any,
 ) -> tuple[URL, bytes] | None:
     """(parsed URL, wire bytes) for a common fire, or None to take the Request path.
 
@@ -81,13 +79,13 @@ def fire_wire(
     query = _fields("query", params) if params else None
     if query:
         target += "?" + encode_fields(query)
-    if data is not None and json is not no_json:
+    if data is not None and json is not None:
         return None  # Request raises the error that names the conflict
     form = _fields("post", data) if data else None
     if form:
         body = encode_fields(form).encode("ascii")
         kind = f"Content-Type: {FORM_TYPE}\r\n"
-    elif json is not no_json:
+    elif json is not None:
         try:
             text = encode_json(json)
         except (TypeError, ValueError) as exc:
