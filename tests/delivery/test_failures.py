@@ -30,6 +30,21 @@ def test_refused_port(client, caplog):
     assert (counters["failed"], counters["delivered"], counters["retried"]) == (1, 0, 0)
 
 
+@pytest.mark.parametrize("mode", ["background", "inline"])
+def test_credential_query_values_stay_out_of_logs_and_errors(mode, caplog):
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    client = FireAndForget(timeout=5.0, retries=0, mode=mode)
+    with caplog.at_level(logging.WARNING, logger="sendoff"):
+        receipt = client.fire("GET", url, params={"api_key": "s3cr3t-k3y", "page": "2"})
+        receipt.wait(5)
+    assert isinstance(receipt.error, sendoff.ConnectError)
+    [line] = _failures(caplog)
+    for shown in (line.getMessage(), str(receipt.error), repr(receipt), receipt.url):
+        assert "s3cr3t-k3y" not in shown
+        assert "api_key=[redacted]&page=2" in shown
+    assert receipt.request.query("api_key") == "s3cr3t-k3y"  # the request itself is whole
+
+
 def test_refused_port_is_retried_before_it_fails(caplog):
     url = f"http://127.0.0.1:{free_port()}/"
     client = FireAndForget(retries=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .._logging import redact_url
 from ..http.headers import Headers
 from ..http.response import Response
 
@@ -132,10 +133,12 @@ class Receipt:
 
     @property
     def url(self) -> str:
-        """The request URL (never with credentials: they travel in a header)."""
+        """The request URL as logs and error messages show it: credentials travel in a
+        header, and the values of credential-like query parameters (``api_key``,
+        ``token``...) are redacted; ``receipt.request.url()`` has them whole."""
         from .wire import url_from_wire
 
-        return url_from_wire(self._wire, self._scheme())
+        return redact_url(url_from_wire(self._wire, self._scheme()))
 
     def _scheme(self) -> str:
         scheme: str = self._pool.scheme
