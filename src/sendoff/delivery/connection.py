@@ -73,9 +73,7 @@ class Connection:
         self.served = 0
         self.responding = False
         self.closing = False
-        self.deadline = self.engine.now + first[0]._timeout
-        if self.deadline < self.engine.sweep_at:
-            self.engine.sweep_at = self.deadline
+        self._expect(first[0]._timeout)
         self.addresses: list[tuple[Any, ...]] = []
         self._reset_message()
 

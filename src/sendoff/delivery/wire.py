@@ -16,7 +16,7 @@ from ..http.checks import check_token, utf8
 from ..http.forms import encode_fields
 from ..http.headers import Headers
 from ..http.request import (
-    _BODY_METHODS,
+    BODY_METHODS,
     FORM_TYPE,
     JSON_TYPE,
     USER_AGENT,
@@ -94,7 +94,7 @@ def fire_wire(
         kind = f"Content-Type: {JSON_TYPE}\r\n"
     else:
         body, kind = b"", ""
-    length = f"Content-Length: {len(body)}\r\n" if body or verb in _BODY_METHODS else ""
+    length = f"Content-Length: {len(body)}\r\n" if body or verb in BODY_METHODS else ""
     head = (
         f"{verb} {target} HTTP/1.1\r\nHost: {parsed.host_header}\r\n{extra}"
         f"{_UA_LINE}{kind}{length}\r\n"

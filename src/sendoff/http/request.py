@@ -23,7 +23,8 @@ USER_AGENT = "sendoff/0.1.0"
 FORM_TYPE = "application/x-www-form-urlencoded"
 JSON_TYPE = "application/json"
 PROTOCOLS = ("HTTP/1.1", "HTTP/1.0")
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Methods that send Content-Length even without a body.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _NO_NAMES: frozenset[str] = frozenset()
 
 _MISSING: Any = object()
@@ -366,7 +367,7 @@ class Request:
             headers.append(("Content-Type", FORM_TYPE if kind == "form" else JSON_TYPE))
         if "transfer-encoding" in names:
             raise InvalidRequest("headers", "Transfer-Encoding is not supported; bodies are sized")
-        if body or self._method in _BODY_METHODS:
+        if body or self._method in BODY_METHODS:
             size = str(len(body))
             if "content-length" in names:
                 given = self._headers.get("content-length") if self._headers else None

@@ -8,11 +8,10 @@ from typing import Any
 
 from ..events.lifecycle import BeforeEvent
 from ..events.priorities import RequestEvents
-from ..http.request import FORM_TYPE, JSON_TYPE
+from ..http.request import BODY_METHODS, FORM_TYPE, JSON_TYPE
 
 #: Bodies of this many bytes or more are sent with ``Expect: 100-continue`` (Guzzle's 1 MB).
 EXPECT_THRESHOLD = 1024 * 1024
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _SNIFF = 8192  # how much of a raw body the Content-Type guess looks at
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"%PDF-", "application/pdf"),
@@ -52,7 +51,7 @@ class Prepare:
     def on_before(self, event: BeforeEvent) -> None:
         request = event.request
         body: bytes = request.body()
-        if not body and request.method() not in _BODY_METHODS:
+        if not body and request.method() not in BODY_METHODS:
             return
         headers = request.headers()
         headers["Content-Length"] = str(len(body))
