@@ -34,7 +34,7 @@ def command(name: str, help: str, add_arguments: Arguments) -> Callable[[Runner]
 
 
 def add_request_options(parser: argparse.ArgumentParser) -> None:
-    """METHOD URL and the options that shape a request."""
+    """METHOD URL, the options that shape a request, and the TLS options."""
     parser.add_argument("method", help="HTTP method, e.g. GET or POST")
     parser.add_argument("url", help="http:// or https:// URL")
     parser.add_argument("-q", "--query", action="append", default=[], metavar="K=V",
@@ -46,6 +46,8 @@ def add_request_options(parser: argparse.ArgumentParser) -> None:
                         help="request header (repeatable)")
     parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
                         help="seconds (default 30)")
+    parser.add_argument("--ca-bundle", metavar="PEM", help="trust these CAs")
+    parser.add_argument("--insecure", action="store_true", help="do not verify TLS (unsafe)")
 
 
 def build_request(args: argparse.Namespace) -> Request:
@@ -81,8 +83,6 @@ def _request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--include", action="store_true", help="print the headers too")
     parser.add_argument("--backend", default="auto",
                         choices=["auto", "urllib3", "pycurl", "httpx", "stdlib"])
-    parser.add_argument("--ca-bundle", metavar="PEM", help="trust these CAs")
-    parser.add_argument("--insecure", action="store_true", help="do not verify TLS (unsafe)")
     parser.add_argument("--follow", action="store_true", help="follow redirects")
 
 

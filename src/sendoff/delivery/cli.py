@@ -13,8 +13,6 @@ def _fire_arguments(parser: argparse.ArgumentParser) -> None:
     add_request_options(parser)
     parser.add_argument("--wait", action="store_true",
                         help="wait for the response and print its status")
-    parser.add_argument("--ca-bundle", metavar="PEM", help="trust these CAs")
-    parser.add_argument("--insecure", action="store_true", help="do not verify TLS (unsafe)")
 
 
 @command(
