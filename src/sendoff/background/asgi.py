@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._typing import ASGIApp, Message, Receive, Scope, Send
-from .scope import OnError, RequestScope, _current, check_on_error
+from .scope import OnError, RequestScope, _current
 
 if TYPE_CHECKING:
     from .executors import Executor
@@ -81,11 +81,10 @@ class BackgroundMiddleware:
     def __init__(
         self, app: ASGIApp, executor: Executor | str = "inline", on_error: OnError = "stop"
     ) -> None:
-        from .executors import resolve
+        from .executors import options
 
         self.app = app
-        self.executor = resolve(executor)
-        self.on_error: OnError = check_on_error(on_error)
+        self.executor, self.on_error = options(executor, on_error)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await serve(

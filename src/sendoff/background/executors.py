@@ -33,7 +33,7 @@ import weakref
 from collections import deque
 from typing import Literal, Protocol
 
-from .scope import RequestScope, Task, _names
+from .scope import OnError, RequestScope, Task, _names, check_on_error
 
 log = logging.getLogger("sendoff.background")
 
@@ -250,6 +250,12 @@ def resolve(executor: Executor | str) -> Executor:
     if isinstance(executor, str):
         raise ValueError(f"executor must be 'inline', 'thread' or an Executor, not {executor!r}")
     return executor
+
+
+def options(executor: Executor | str, on_error: str) -> tuple[Executor, OnError]:
+    """The executor and error policy of a middleware or app, checked once when it is made
+    (not per request)."""
+    return resolve(executor), check_on_error(on_error)
 
 
 @atexit.register

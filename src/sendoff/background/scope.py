@@ -161,7 +161,7 @@ class RequestScope:
             kept = list(self._queue)
             dropped = kept[mark:]
             self._queue = deque(kept[:mark])
-        log.warning("background tasks of %s not run (%s): %s", self.label, reason, _names(dropped))
+        self._not_run(reason, dropped)
 
     def pending(self) -> tuple[Task, ...]:
         """The tasks queued and not started yet, in the order they will run."""
@@ -195,6 +195,9 @@ class RequestScope:
             self._closed = True
             dropped = list(self._queue)
             self._queue.clear()
+        self._not_run(reason, dropped)
+
+    def _not_run(self, reason: str, dropped: list[Task]) -> None:
         if dropped:
             log.warning(
                 "background tasks of %s not run (%s): %s", self.label, reason, _names(dropped)

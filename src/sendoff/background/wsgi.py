@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._typing import Environ, StartResponse, WSGIApp
-from .scope import OnError, RequestScope, _current, check_on_error
+from .scope import OnError, RequestScope, _current
 
 if TYPE_CHECKING:
     from .executors import Executor
@@ -60,11 +60,10 @@ class BackgroundMiddleware:
     def __init__(
         self, app: WSGIApp, executor: Executor | str = "inline", on_error: OnError = "stop"
     ) -> None:
-        from .executors import resolve
+        from .executors import options
 
         self.app = app
-        self.executor = resolve(executor)
-        self.on_error: OnError = check_on_error(on_error)
+        self.executor, self.on_error = options(executor, on_error)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return serve(

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from .._logging import logger as _root_logger
 from .._typing import Environ, StartResponse
 from ..background import wsgi as background_wsgi
-from ..background.executors import Executor
-from ..background.scope import OnError, RequestScope, check_on_error, current_scope
+from ..background.executors import Executor, options
+from ..background.scope import OnError, RequestScope, current_scope
 from ..clients.default import reset_internal_client, set_internal_client
 from ..errors import InvalidRequest
 from ..http.request import Request
@@ -75,8 +75,7 @@ class App:
     ) -> None:
         from ..clients.internal import Internal
 
-        self.executor = executor
-        self.on_error: OnError = check_on_error(on_error)
+        self.executor, self.on_error = options(executor, on_error)
         self.debug = debug
         self.max_depth = max_depth
         self.max_body = max_body
