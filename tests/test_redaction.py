@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sendoff import Request
-from sendoff._logging import REDACTED, redact_headers, redact_url
+from sendoff.core.log import REDACTED, redact_headers, redact_url
 
 
 @pytest.mark.parametrize(("url", "expected"), [

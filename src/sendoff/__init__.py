@@ -10,16 +10,16 @@ See the README for fire-and-forget delivery, events, after-response tasks and HM
 
 from __future__ import annotations
 
+__version__ = "0.1.0"
+
 from . import asgi, background, wsgi
 from .clients.base import Client
 from .clients.default import get_default_client, set_default_client
 from .clients.external import External
 from .clients.fire_and_forget import FireAndForget
 from .clients.internal import Internal
-from .delivery import Receipt, fire, flush, stats
-from .errors import (
+from .core.errors import (
     ConnectError,
-    HttpError,
     InvalidRequest,
     ProtocolError,
     QueueFull,
@@ -30,11 +30,10 @@ from .errors import (
     TooManyTransitions,
     TransportError,
 )
+from .delivery.receipt import Receipt
 from .http.headers import Headers
-from .http.request import Request
-from .http.response import Response
-
-__version__ = "0.1.0"
+from .http.models import HttpError, Request, Response
+from .shortcuts import fire, flush, stats
 
 __all__ = [
     "Client",

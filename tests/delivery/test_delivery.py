@@ -131,7 +131,7 @@ def test_fire_uses_a_fire_and_forget_default_client(server):
     mine = FireAndForget(timeout=7.0, retries=0)
     sendoff.set_default_client(mine)
     try:
-        from sendoff.delivery import default_fire_client
+        from sendoff.shortcuts import default_fire_client
 
         assert default_fire_client() is mine
         assert sendoff.fire("GET", server.url("/d")).wait(5).status == 200
@@ -147,7 +147,7 @@ def test_receipt_rebuilds_the_request_it_sent(server, client):
     assert (request.method(), request.url()) == ("PUT", server.url("/r?q=1"))
     assert request.headers()["x-a"] == "b"
     assert request.body() == b"f=x+y"
-    assert request.render() == receipt._wire
+    assert request.render() == receipt.wire
     assert repr(receipt).startswith(f"<Receipt PUT {server.url('/r?q=1')} 200")
 
 
@@ -210,7 +210,7 @@ def test_import_starts_no_thread():
     import subprocess
     import sys
 
-    code = ("import threading, sendoff; print(threading.active_count(), "
-            "'sendoff.delivery.engine' in __import__('sys').modules)")
+    code = ("import threading, sendoff, sendoff.delivery.engine as e; "
+            "print(threading.active_count(), e.current_engine() is None)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["1", "False"]
+    assert out.stdout.split() == ["1", "True"]

@@ -52,22 +52,14 @@ else, use the scope directly::
 from __future__ import annotations
 
 from . import asgi, wsgi
-from .executors import Executor, InlineExecutor, ThreadExecutor
-from .scope import (
-    BackgroundTasksFailed,
-    OnError,
-    RequestScope,
-    Task,
-    add,
-    current_scope,
-    run,
-    run_async,
-    tasks,
-)
+from .executors import Executor, ExecutorChoice, InlineExecutor, ThreadExecutor
+from .scope import RequestScope, add, current_scope, run, run_async, tasks
+from .tasks import BackgroundTasksFailed, OnError, Task
 
 __all__ = [
     "BackgroundTasksFailed",
     "Executor",
+    "ExecutorChoice",
     "InlineExecutor",
     "OnError",
     "RequestScope",

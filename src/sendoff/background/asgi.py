@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._typing import ASGIApp, Message, Receive, Scope, Send
-from .scope import OnError, RequestScope, _current
+from ..core.types import ASGIApp, Message, Receive, Scope, Send
+from .scope import RequestScope, current_scope
+from .tasks import OnError
 
 if TYPE_CHECKING:
-    from .executors import Executor
+    from .executors import ExecutorChoice
 
 
 async def serve(
@@ -24,7 +25,7 @@ async def serve(
     receive: Receive,
     send: Send,
     *,
-    executor: Executor | str = "inline",
+    executor: ExecutorChoice = "inline",
     on_error: OnError = "stop",
 ) -> None:
     """Call ``app`` for one HTTP request in a fresh task scope, then run its tasks.
@@ -36,7 +37,7 @@ async def serve(
     if scope["type"] != "http":
         await app(scope, receive, send)
         return
-    outer = _current.get()
+    outer = current_scope()
     if outer is not None and outer.managed and outer.accepting:
         await app(scope, receive, send)
         return
@@ -79,7 +80,7 @@ class BackgroundMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, executor: Executor | str = "inline", on_error: OnError = "stop"
+        self, app: ASGIApp, executor: ExecutorChoice = "inline", on_error: OnError = "stop"
     ) -> None:
         from .executors import options
 

@@ -33,31 +33,46 @@ import weakref
 from collections import deque
 from typing import Literal, Protocol
 
-from .scope import OnError, RequestScope, Task, _names, check_on_error
+from .tasks import OnError, Task, check_on_error, task_names
 
 log = logging.getLogger("sendoff.background")
 
 OnFull = Literal["inline", "drop"]
 
 
-class Executor(Protocol):
-    """Runs the tasks of a :class:`RequestScope` whose response has been sent."""
+class TaskList(Protocol):
+    """What an executor runs: the tasks of one request (a ``RequestScope``)."""
 
-    def submit(self, scope: RequestScope) -> None:
+    label: str
+
+    def execute(self) -> None:
+        """Run the tasks in this thread."""
+
+    async def execute_async(self) -> None:
+        """Run the tasks from a coroutine on the request's event loop."""
+
+    def abandon(self) -> list[Task]:
+        """Stop after the running task; return it and the tasks that will not start."""
+
+
+class Executor(Protocol):
+    """Runs the tasks of a request whose response has been sent."""
+
+    def submit(self, scope: TaskList) -> None:
         """Take ``scope`` from a sync caller (a WSGI ``close()``)."""
 
-    async def submit_async(self, scope: RequestScope) -> None:
+    async def submit_async(self, scope: TaskList) -> None:
         """Take ``scope`` from a coroutine on the request's event loop (ASGI)."""
 
 
 class InlineExecutor:
     """Run the tasks in the worker that served the request, right after the response."""
 
-    def submit(self, scope: RequestScope) -> None:
+    def submit(self, scope: TaskList) -> None:
         """Run the tasks now, in this thread."""
         scope.execute()
 
-    async def submit_async(self, scope: RequestScope) -> None:
+    async def submit_async(self, scope: TaskList) -> None:
         """Await the tasks now, in the request's task."""
         await scope.execute_async()
 
@@ -99,8 +114,8 @@ class ThreadExecutor:
 
     def _reset(self) -> None:
         self._cond = threading.Condition()
-        self._queue: deque[RequestScope] = deque()
-        self._running: set[RequestScope] = set()
+        self._queue: deque[TaskList] = deque()
+        self._running: set[TaskList] = set()
         self._threads: list[threading.Thread] = []
         self._idle = 0
         self._closed = False
@@ -118,17 +133,17 @@ class ThreadExecutor:
         with self._cond:
             return {**self._counts, "pending": len(self._queue), "running": len(self._running)}
 
-    def submit(self, scope: RequestScope) -> None:
+    def submit(self, scope: TaskList) -> None:
         """Queue ``scope`` for a pool thread, or apply the ``on_full`` policy."""
         if not self._offer(scope) and self._take_inline(scope):
             scope.execute()
 
-    async def submit_async(self, scope: RequestScope) -> None:
+    async def submit_async(self, scope: TaskList) -> None:
         """Queue ``scope``; coroutine tasks will run back on the request's event loop."""
         if not self._offer(scope) and self._take_inline(scope):
             await scope.execute_async()
 
-    def _offer(self, scope: RequestScope) -> bool:
+    def _offer(self, scope: TaskList) -> bool:
         with self._cond:
             if self._closed or len(self._queue) >= self.max_pending:
                 return False
@@ -140,7 +155,7 @@ class ThreadExecutor:
             self._cond.notify()
             return True
 
-    def _take_inline(self, scope: RequestScope) -> bool:
+    def _take_inline(self, scope: TaskList) -> bool:
         """Apply the policy for a scope the pool refused; True when the caller runs it."""
         with self._cond:
             closed, was_full = self._closed, self._full
@@ -158,7 +173,7 @@ class ThreadExecutor:
                 self.name,
                 self.max_pending,
                 scope.label,
-                _names(dropped),
+                task_names(dropped),
             )
         elif not was_full:
             log.warning(
@@ -223,7 +238,7 @@ class ThreadExecutor:
                     self.name,
                     grace,
                     scope.label,
-                    _names(left_tasks),
+                    task_names(left_tasks),
                 )
                 abandoned.extend(left_tasks)
         with self._cond:
@@ -231,13 +246,17 @@ class ThreadExecutor:
         return abandoned
 
 
+#: Where tasks run: ``"inline"``, ``"thread"`` (one shared :class:`ThreadExecutor`) or an
+#: executor instance.
+ExecutorChoice = Executor | Literal["inline", "thread"]
+
 _executors: weakref.WeakSet[ThreadExecutor] = weakref.WeakSet()
 _inline = InlineExecutor()
 _default_thread: ThreadExecutor | None = None
 _default_lock = threading.Lock()
 
 
-def resolve(executor: Executor | str) -> Executor:
+def resolve(executor: ExecutorChoice) -> Executor:
     """``"inline"``, ``"thread"`` (one shared :class:`ThreadExecutor`) or an executor."""
     global _default_thread
     if executor == "inline":
@@ -252,7 +271,7 @@ def resolve(executor: Executor | str) -> Executor:
     return executor
 
 
-def options(executor: Executor | str, on_error: str) -> tuple[Executor, OnError]:
+def options(executor: ExecutorChoice, on_error: str) -> tuple[Executor, OnError]:
     """The executor and error policy of a middleware or app, checked once when it is made
     (not per request)."""
     return resolve(executor), check_on_error(on_error)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextvars
-import functools
 import inspect
 import logging
 import threading
@@ -19,19 +18,17 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, ParamSpec
 
-from ..errors import SendoffError
+from .executors import ExecutorChoice, resolve
+from .tasks import BackgroundTasksFailed, OnError, Task, check_on_error, task_names
 
 if TYPE_CHECKING:
     import asyncio
 
-    from .executors import Executor
-
 log = logging.getLogger("sendoff.background")
 
-OnError = Literal["stop", "continue"]
+P = ParamSpec("P")
 
 _current: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
     "sendoff.background.scope", default=None
@@ -39,48 +36,6 @@ _current: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
 # Scopes opened outside a request; at exit, tasks nobody ran are reported.
 _unmanaged: weakref.WeakSet[RequestScope] = weakref.WeakSet()
 _warned_unmanaged = threading.Event()
-
-
-@dataclass(frozen=True, eq=False)
-class Task:
-    """One queued call: ``func(*args, **kwargs)``; ``func`` may be a coroutine function."""
-
-    func: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        """The dotted name of the function, as the logs show it."""
-        return _name_of(self.func)
-
-    @property
-    def is_async(self) -> bool:
-        """True when calling the function returns a coroutine to await."""
-        func = self.func
-        return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-            getattr(func, "__call__", None)  # noqa: B004 - an object with an async __call__
-        )
-
-    def __repr__(self) -> str:
-        return f"<Task {self.name}>"
-
-
-class BackgroundTasksFailed(SendoffError):
-    """Summary of the tasks of one list that raised, and of those skipped after a failure.
-
-    Logged at the end of an after-response run (each failure was logged with its traceback
-    as it happened); raised by :func:`run` outside a request.
-    """
-
-    def __init__(self, failures: list[tuple[Task, Exception]], skipped: list[Task]) -> None:
-        self.failures = failures
-        self.skipped = skipped
-        listed = "; ".join(f"{t.name} ({type(e).__name__}: {e})" for t, e in failures)
-        message = f"{len(failures)} background task(s) failed: {listed}"
-        if skipped:
-            message += f"; skipped after the failure: {_names(skipped)}"
-        super().__init__(message)
 
 
 class RequestScope:
@@ -170,19 +125,15 @@ class RequestScope:
 
     # -- after the response -----------------------------------------------------------------
 
-    def after_response(self, executor: Executor | str = "inline") -> None:
+    def after_response(self, executor: ExecutorChoice = "inline") -> None:
         """Hand the tasks to ``executor`` (``"inline"``, ``"thread"`` or an instance)."""
-        from .executors import resolve
-
         chosen = resolve(executor)
         if self._hand_over():
             chosen.submit(self)
 
-    async def after_response_async(self, executor: Executor | str = "inline") -> None:
+    async def after_response_async(self, executor: ExecutorChoice = "inline") -> None:
         """Like :meth:`after_response`, from a coroutine on the request's event loop."""
         import asyncio
-
-        from .executors import resolve
 
         chosen = resolve(executor)
         if self._hand_over():
@@ -200,7 +151,7 @@ class RequestScope:
     def _not_run(self, reason: str, dropped: list[Task]) -> None:
         if dropped:
             log.warning(
-                "background tasks of %s not run (%s): %s", self.label, reason, _names(dropped)
+                "background tasks of %s not run (%s): %s", self.label, reason, task_names(dropped)
             )
 
     def _hand_over(self) -> bool:
@@ -324,11 +275,11 @@ class RequestScope:
             "background tasks of %s interrupted by %s; not run: %s",
             self.label,
             type(exc).__name__,
-            _names(left) or "none",
+            task_names(left) or "none",
         )
 
 
-def add(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Task:
+def add(func: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Task:
     """Queue ``func(*args, **kwargs)`` to run after the current request's response.
 
     ``func`` may be a plain function or a coroutine function. Tasks run in the order added;
@@ -417,13 +368,6 @@ def _unmanaged_scope(on_error: OnError | None) -> RequestScope | None:
     return scope
 
 
-def check_on_error(on_error: str) -> OnError:
-    """Return ``on_error`` if it is ``"stop"`` or ``"continue"``; raise ValueError if not."""
-    if on_error in ("stop", "continue"):
-        return cast(OnError, on_error)
-    raise ValueError(f"on_error must be 'stop' or 'continue', not {on_error!r}")
-
-
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     import asyncio
 
@@ -457,18 +401,6 @@ def _await_on_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
     return asyncio.run_coroutine_threadsafe(in_context(), loop).result()
 
 
-def _name_of(func: Any) -> str:
-    if isinstance(func, functools.partial):
-        return f"partial({_name_of(func.func)})"
-    qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
-    module = getattr(func, "__module__", None) or type(func).__module__
-    return f"{module}.{qualname}" if module else str(qualname)
-
-
-def _names(tasks: list[Task]) -> str:
-    return ", ".join(t.name for t in tasks)
-
-
 @atexit.register
 def _report_never_run() -> None:
     for scope in list(_unmanaged):
@@ -477,5 +409,5 @@ def _report_never_run() -> None:
             log.warning(
                 "background tasks added outside a request were never run"
                 " (call sendoff.background.run()): %s",
-                _names(list(left)),
+                task_names(list(left)),
             )

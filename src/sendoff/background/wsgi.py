@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .._typing import Environ, StartResponse, WSGIApp
-from .scope import OnError, RequestScope, _current
+from ..core.types import Environ, StartResponse, WSGIApp
+from .scope import RequestScope, current_scope
+from .tasks import OnError
 
 if TYPE_CHECKING:
-    from .executors import Executor
+    from .executors import ExecutorChoice
 
 
 def serve(
@@ -24,7 +25,7 @@ def serve(
     environ: Environ,
     start_response: StartResponse,
     *,
-    executor: Executor | str = "inline",
+    executor: ExecutorChoice = "inline",
     on_error: OnError = "stop",
 ) -> Iterable[bytes]:
     """Call ``app`` in a fresh task scope; its tasks run once the server closes the response.
@@ -33,7 +34,7 @@ def serve(
     app), ``app`` joins it instead. If ``app`` or the iteration of its response raises,
     the tasks are not run (and are logged by name).
     """
-    outer = _current.get()
+    outer = current_scope()
     if outer is not None and outer.managed and outer.accepting:
         return app(environ, start_response)
     scope = RequestScope(on_error=on_error, label=_label(environ))
@@ -58,7 +59,7 @@ class BackgroundMiddleware:
     """
 
     def __init__(
-        self, app: WSGIApp, executor: Executor | str = "inline", on_error: OnError = "stop"
+        self, app: WSGIApp, executor: ExecutorChoice = "inline", on_error: OnError = "stop"
     ) -> None:
         from .executors import options
 
@@ -72,7 +73,7 @@ class BackgroundMiddleware:
 
 
 def _run_on_close(
-    result: Iterable[bytes], scope: RequestScope, executor: Executor | str, environ: Environ
+    result: Iterable[bytes], scope: RequestScope, executor: ExecutorChoice, environ: Environ
 ) -> Iterable[bytes]:
     file_wrapper = environ.get("wsgi.file_wrapper")
     if isinstance(file_wrapper, type) and isinstance(result, file_wrapper):
@@ -91,7 +92,7 @@ class _Closer:
     """Close the app's iterable, then run (or, after a failure, discard) the tasks."""
 
     def __init__(
-        self, scope: RequestScope, executor: Executor | str, inner_close: Callable[[], Any] | None
+        self, scope: RequestScope, executor: ExecutorChoice, inner_close: Callable[[], Any] | None
     ) -> None:
         self.scope = scope
         self.executor = executor
@@ -118,7 +119,7 @@ class _ClosingIterable:
     """The app's response iterable, iterated inside the request's scope, closed by us."""
 
     def __init__(
-        self, result: Iterable[bytes], scope: RequestScope, executor: Executor | str
+        self, result: Iterable[bytes], scope: RequestScope, executor: ExecutorChoice
     ) -> None:
         self._result = result
         self._iterator: Iterator[bytes] | None = None
@@ -130,16 +131,14 @@ class _ClosingIterable:
     def __next__(self) -> bytes:
         if self._iterator is None:
             self._iterator = iter(self._result)
-        token = _current.set(self._closer.scope)
-        try:
-            return next(self._iterator)
-        except StopIteration:
-            raise
-        except BaseException:
-            self._closer.failed = True
-            raise
-        finally:
-            _current.reset(token)
+        with self._closer.scope.active():
+            try:
+                return next(self._iterator)
+            except StopIteration:
+                raise
+            except BaseException:
+                self._closer.failed = True
+                raise
 
     def __len__(self) -> int:
         # Servers may set Content-Length for a one-item list; TypeError when unsized.

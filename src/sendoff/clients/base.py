@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
-from ..events.emitter import Emitter
-from ..events.transaction import SEND, Transaction
+from ..core.emitter import Emitter
+from ..events.lifecycle import SEND, Transaction
+from ..http.models import Response
 
 if TYPE_CHECKING:
-    from ..http.request import Request
-    from ..http.response import Response
+    from ..http.models import Request
+
+ResultT = TypeVar("ResultT")
 
 
-class Client:
+class Client(Generic[ResultT]):
     """Something that can execute a :class:`~sendoff.Request` (Kohana's Request_Client).
 
     Subclasses implement :meth:`transfer`; the base class runs the lifecycle around it
     (``before``, ``headers``, ``complete``, ``error``, ``end``, with intercept and retry).
     Listeners on :attr:`emitter` apply to every request this client executes.
+    ``ResultT`` is what :meth:`execute` returns: a :class:`~sendoff.Response` for
+    blocking clients (``class Mine(Client[Response])``), a receipt for the others.
     """
 
     def __init__(self, *, timeout: float = 30.0) -> None:
@@ -31,14 +35,14 @@ class Client:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} timeout={self.timeout}>"
 
-    def execute(self, request: Request) -> Any:
-        """Execute ``request`` and return its :class:`~sendoff.Response` (blocking)."""
-        return self.send(request)
+    def execute(self, request: Request[Any], /) -> ResultT:
+        """Execute ``request`` and return its :class:`~sendoff.Response` (blocking);
+        clients that do not block override this."""
+        return cast(ResultT, self.send(request))
 
-    def send(self, request: Request) -> Response:
+    def send(self, request: Request[Any]) -> Response:
         """Run the lifecycle around :meth:`transfer` in the calling thread."""
-        own = request._emitter
-        if not self.emitter._entries and (own is None or not own._entries):
+        if not self.listened(request):
             return self.transfer(request, None)  # nobody listens: no events to build
         txn = Transaction(self, request)
         step = txn.start()
@@ -52,6 +56,13 @@ class Client:
             else:
                 step = txn.succeeded(response)
         return txn.result()
+
+    def listened(self, request: Request[Any]) -> bool:
+        """True if this client or ``request`` itself has any listener."""
+        if self.emitter.has_listeners():
+            return True
+        own = request.emitter_or_none()
+        return own is not None and own.has_listeners()
 
     def close(self) -> None:
         """Release what the client holds (pooled connections, threads, loops)."""
@@ -67,7 +78,7 @@ class Client:
     ) -> None:
         self.close()
 
-    def transfer(self, request: Request, transaction: Transaction | None) -> Response:
+    def transfer(self, request: Request[Any], transaction: Transaction | None) -> Response:
         """Exchange ``request`` once and return the response; raise on failure.
 
         ``transaction`` (None when nobody listens) gives the hooks for the ``headers`` and

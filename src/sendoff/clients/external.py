@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidRequest
-from .backends import backend_class
+from ..core.errors import InvalidRequest
+from ..http.models import Response
+from ..subscribers.redirect import Redirect
+from ..transports.backend import BackendName, backend_class
 from .base import Client
 
 if TYPE_CHECKING:
-    from ..events.transaction import Transaction
-    from ..http.request import Request
-    from ..http.response import Response
+    from ..events.lifecycle import Transaction
+    from ..http.models import Request
 
 
-class External(Client):
+class External(Client[Response]):
     """Executes external requests over the network and returns the Response.
 
     ``backend`` is ``"urllib3"``, ``"pycurl"``, ``"httpx"``, ``"stdlib"`` or ``"auto"``
@@ -26,7 +27,7 @@ class External(Client):
 
     def __init__(
         self,
-        backend: str = "auto",
+        backend: BackendName = "auto",
         timeout: float = 30.0,
         verify: bool = True,
         follow_redirects: bool = False,
@@ -39,17 +40,15 @@ class External(Client):
         self.ca_bundle = ca_bundle
         self.backend = backend_class(backend)(verify=verify, ca_bundle=ca_bundle)
         if follow_redirects:
-            from ..subscribers.redirect import Redirect
-
             self.emitter.attach(Redirect(max_redirects))
 
     def __repr__(self) -> str:
         return f"<External backend={self.backend.name} timeout={self.timeout}>"
 
-    def transfer(self, request: Request, transaction: Transaction | None) -> Response:
+    def transfer(self, request: Request[Any], transaction: Transaction | None) -> Response:
         if not request.is_external():
             raise InvalidRequest("uri", f"{request.uri()!r} is internal; External sends URLs")
-        timeout = request._timeout or self.timeout
+        timeout = request.timeout() or self.timeout
         response = self.backend.send(request.prepare(), timeout, transaction)
         response.request = request
         return response

@@ -14,25 +14,30 @@ snapshots the request to wire bytes, hands them over and returns a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from ..delivery.engine import COUNTERS, get_engine
+from ..delivery.inline import send_inline
+from ..delivery.process import Helper, helper_for
+from ..delivery.receipt import Receipt, settled
+from ..delivery.sender import OnFull, Sender, Settings
 from ..delivery.wire import build_request, fire_wire
-from ..events.transaction import DONE, Transaction
+from ..events.lifecycle import DONE, Transaction
+from ..http.models import FieldInput, HeaderInput
 from .base import Client
 
 if TYPE_CHECKING:
-    from ..delivery.process import Helper
-    from ..delivery.receipt import Receipt
-    from ..delivery.sender import Sender, Settings
-    from ..events.transaction import Transaction as _Txn
-    from ..http.request import Request
-    from ..http.response import Response
+    from ..http.models import Request, Response
     from ..http.url import URL
 
-MODES = ("background", "inline", "process")
+#: Where a fire-and-forget request goes: the background engine, the caller's own
+#: socket, or a detached helper process.
+Mode = Literal["background", "inline", "process"]
+MODES: tuple[str, ...] = get_args(Mode)
+ON_FULL: tuple[str, ...] = get_args(OnFull)
 
 
-class FireAndForget(Client):
+class FireAndForget(Client[Receipt]):
     """Sends requests without waiting for them; ``execute()`` returns a Receipt at once.
 
     ``timeout`` bounds the connect and each wait for response bytes (per request with
@@ -50,9 +55,9 @@ class FireAndForget(Client):
     def __init__(
         self,
         timeout: float = 30.0,
-        mode: str = "background",
+        mode: Mode = "background",
         max_queue: int = 100_000,
-        on_full: str = "drop",
+        on_full: OnFull = "drop",
         verify: bool = True,
         ca_bundle: str | None = None,
         connections_per_origin: int = 16,
@@ -61,8 +66,6 @@ class FireAndForget(Client):
         *,
         exit_timeout: float = 5.0,
     ) -> None:
-        from ..delivery.sender import ON_FULL, Settings
-
         super().__init__(timeout=timeout)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -105,27 +108,26 @@ class FireAndForget(Client):
         return f"<FireAndForget mode={self.mode} timeout={self.timeout}>"
 
     # -- sending ------------------------------------------------------------------------------
-    def execute(self, request: Request) -> Receipt:
+    def execute(self, request: Request[Any], /) -> Receipt:
         """Hand ``request`` over and return its Receipt at once.
 
         Bad input raises :class:`~sendoff.InvalidRequest` here, in the caller; network
         failures never raise: they are logged, counted and put on the receipt.
         """
-        own = request._emitter
-        if self.emitter._entries or (own is not None and own._entries):
+        if self.listened(request):
             return self._execute_with_events(request)
         prepared = request.prepare()
-        return self._submit(prepared.url, prepared.wire(), request._timeout or self.timeout)
+        return self._submit(prepared.url, prepared.wire(), request.timeout() or self.timeout)
 
     def fire(
         self,
         method: str,
         url: str,
         *,
-        params: Mapping[str, Any] | None = None,
-        data: Mapping[str, Any] | None = None,
+        params: Mapping[str, FieldInput | None] | None = None,
+        data: Mapping[str, FieldInput | None] | None = None,
         json: Any = None,
-        headers: Mapping[str, Any] | None = None,
+        headers: Mapping[str, HeaderInput] | None = None,
         timeout: float | None = None,
     ) -> Receipt:
         """Send ``method url`` without building a Request when nobody listens.
@@ -133,7 +135,7 @@ class FireAndForget(Client):
         ``params`` go in the query string, ``data`` in a form body, ``json`` in a JSON
         body (``None`` means no body), ``headers`` are added as given.
         """
-        if not self.emitter._entries and (
+        if not self.emitter.has_listeners() and (
             timeout is None or (isinstance(timeout, int | float) and timeout > 0)
         ):
             fast = fire_wire(method, url, params, data, json, headers)
@@ -141,28 +143,26 @@ class FireAndForget(Client):
                 return self._submit(fast[0], fast[1], timeout or self.timeout)
         return self.execute(build_request(method, url, params, data, json, headers, timeout))
 
-    def _execute_with_events(self, request: Request) -> Receipt:
+    def _execute_with_events(self, request: Request[Any]) -> Receipt:
         txn = Transaction(self, request)
         if txn.start() is DONE:  # a `before` listener intercepted it (or raised)
             return self._ended_early(txn)
         prepared = txn.request.prepare()
         wire = prepared.wire()
-        timeout = txn.request._timeout or self.timeout
+        timeout = txn.request.timeout() or self.timeout
         if self.mode != "background":  # no engine reads a response: only `before` applies
             receipt = self._submit(prepared.url, wire, timeout)
-            receipt._txn = txn
+            receipt.attach(txn, prepared)
             return receipt
         sender = self._sender or self._make_sender()
         return sender.submit(prepared.url, wire, timeout, txn, prepared)
 
-    def _ended_early(self, txn: _Txn) -> Receipt:
-        from ..delivery.receipt import settled
-
+    def _ended_early(self, txn: Transaction) -> Receipt:
         request = txn.request
         error = txn.exception
         response: Response | None = None if error is not None else txn.response
         receipt = settled(b"", request.parsed_url, response, error)
-        receipt._txn = txn
+        receipt.attach(txn, None)
         if request.is_external() and self.mode == "background":
             sender = self._sender or self._make_sender()
             engine = sender.engine
@@ -180,20 +180,14 @@ class FireAndForget(Client):
         return sender.submit(url, wire, timeout)
 
     def _submit_inline(self, url: URL, wire: bytes, timeout: float) -> Receipt:
-        from ..delivery.inline import send_inline
-
         return send_inline(url, wire, timeout, self.verify, self.ca_bundle)
 
     def _submit_process(self, url: URL, wire: bytes, timeout: float) -> Receipt:
         if self._helper is None:
-            from ..delivery.process import helper_for
-
             self._helper = helper_for(self.settings)
         return self._helper.send(url, wire, timeout)
 
     def _make_sender(self) -> Sender:
-        from ..delivery.engine import get_engine
-
         self._sender = get_engine().sender(self.settings)
         return self._sender
 
@@ -207,8 +201,6 @@ class FireAndForget(Client):
 
     def stats(self) -> dict[str, Any]:
         """Counters of this client's settings, per origin (see :func:`sendoff.stats`)."""
-        from ..delivery.engine import COUNTERS
-
         if self._sender is None:
             return {**dict.fromkeys(COUNTERS, 0), "abandoned": 0, "origins": {}}
         counters = self._sender.counters()

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from .. import errors
-from ..clients.backends.base import Exchange
+from ..core import errors
+from ..transports.exchange import Exchange
 from .poller import READ, WRITE
 from .receipt import RESENT
 
@@ -73,7 +73,7 @@ class Connection:
         self.served = 0
         self.responding = False
         self.closing = False
-        self._expect(first[0]._timeout)
+        self._expect(first[0].timeout)
         self.addresses: list[tuple[Any, ...]] = []
         self._reset_message()
 
@@ -161,9 +161,9 @@ class Connection:
     def send(self, items: list[Receipt]) -> None:
         """Write ``items`` (already taken from the queue) behind what is in flight."""
         if not self.inflight:
-            self._expect(items[0]._timeout)
+            self._expect(items[0].timeout)
         self.inflight.extend(items)
-        data = items[0]._wire if len(items) == 1 else b"".join(i._wire for i in items)
+        data = items[0].wire if len(items) == 1 else b"".join(i.wire for i in items)
         if self.out:
             self.out += data
             return
@@ -215,7 +215,7 @@ class Connection:
             self._eof()
             return
         if self.inflight:
-            self.deadline = self.engine.now + self.inflight[0]._timeout
+            self.deadline = self.engine.now + self.inflight[0].timeout
         else:  # bytes nobody asked for: the server is confused, stop using this connection
             self.close()
             return
@@ -272,16 +272,16 @@ class Connection:
         if status < 200:
             return
         item = self.inflight[0]
-        if item._txn is not None:
-            assert item._prepared is not None
-            exchange = self._exchange = Exchange("engine", item._prepared, item._txn)
+        if item.txn is not None:
+            assert item.prepared is not None
+            exchange = self._exchange = Exchange("engine", item.prepared, item.txn)
             exchange.head(
                 status,
                 self._reason.decode("latin-1"),
                 [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._headers],
                 "HTTP/" + self.parser.get_http_version(),
             )
-        if item._wire.startswith(b"HEAD "):
+        if item.wire.startswith(b"HEAD "):
             self.on_message_complete()
             raise _HeadDone
 
@@ -316,7 +316,7 @@ class Connection:
                     "HTTP/" + parser.get_http_version(),
                 ),
             )
-        self._expect(self.inflight[0]._timeout if self.inflight else self.pool.idle_timeout)
+        self._expect(self.inflight[0].timeout if self.inflight else self.pool.idle_timeout)
 
     def _expect(self, seconds: float) -> None:
         """Set the deadline for the next byte (or, idle, for closing) ``seconds`` ahead."""
@@ -365,8 +365,8 @@ class Connection:
         for index, item in enumerate(items):
             fresh = served == 0 and index == 0
             answered = index == 0 and responding
-            if resend and not answered and not fresh and not item._tries & RESENT:
-                item._tries |= RESENT
+            if resend and not answered and not fresh and not item.tries & RESENT:
+                item.tries |= RESENT
                 again.append(item)
             else:
                 engine.fail(item, engine.error(item, cls, reason))

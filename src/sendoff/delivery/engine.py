@@ -27,16 +27,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from .. import errors
-from .._logging import logger
-from ..events.transaction import SEND
+from ..core import errors
+from ..core.log import logger
+from ..events.lifecycle import SEND
 from .connection import Connection
 from .poller import READ, Poller
 from .receipt import RETRIES, Receipt
 from .sender import Sender, Settings
 
 if TYPE_CHECKING:
-    from ..http.response import Response
+    from ..http.models import Response
     from .pool import Pool
     from .receipt import RawResponse
 
@@ -258,12 +258,12 @@ class Engine:
     # -- outcomes (engine thread) ---------------------------------------------------------------
     def complete(self, item: Receipt, result: RawResponse | Response) -> None:
         """A response arrived for ``item``."""
-        txn = item._txn
+        txn = item.txn
         if txn is None:
-            pool = item._pool
+            pool = item.pool
             pool.delivered += 1
             pool.sender.active -= 1
-            item._settle(result, None)
+            item.settle(result, None)
             return
         assert not isinstance(result, tuple)
         result.request = txn.request
@@ -271,19 +271,19 @@ class Engine:
 
     def fail(self, item: Receipt, exc: BaseException, *, connect_phase: bool = False) -> None:
         """``item`` could not be exchanged; retry the connect if allowed, else settle."""
-        pool = item._pool
-        tries = item._tries & RETRIES
+        pool = item.pool
+        tries = item.tries & RETRIES
         if (
             connect_phase
             and not isinstance(exc, errors.TLSError)
             and tries < pool.sender.settings.retries
         ):
-            item._tries += 1
+            item.tries += 1
             pool.retried += 1
             delay = min(BACKOFF * 2**tries, BACKOFF_MAX) * random.uniform(0.8, 1.2)
             self.call_later(delay, self.requeue, item)
             return
-        txn = item._txn
+        txn = item.txn
         if txn is None:
             self._finish(item, None, exc)
         else:
@@ -291,13 +291,13 @@ class Engine:
 
     def dropped(self, item: Receipt, error: BaseException) -> None:
         """A request with listeners that ``on_full`` dropped: run its error/end events."""
-        assert item._txn is not None
-        item._pool.sender.active += 1
-        self._resume(item, item._txn.failed(error), counted=True)
+        assert item.txn is not None
+        item.pool.sender.active += 1
+        self._resume(item, item.txn.failed(error), counted=True)
 
     def _resume(self, item: Receipt, step: str, *, counted: bool = False) -> None:
         """Continue a request's lifecycle after its listeners ran: retry or settle."""
-        txn = item._txn
+        txn = item.txn
         assert txn is not None
         while step is SEND:
             try:
@@ -305,13 +305,13 @@ class Engine:
             except Exception as exc:
                 step = txn.failed(exc)
                 continue
-            sender = item._pool.sender
-            item._pool.retried += 1
-            item._pool = sender.pool_for(prepared.url)
-            item._wire = prepared.wire()
-            item._prepared = prepared
-            item._tries = 0
-            item._timeout = txn.request._timeout or txn.client.timeout
+            sender = item.pool.sender
+            item.pool.retried += 1
+            item.pool = sender.pool_for(prepared.url)
+            item.wire = prepared.wire()
+            item.prepared = prepared
+            item.tries = 0
+            item.timeout = txn.request.timeout() or txn.client.timeout
             if txn.retry_delay:
                 self.call_later(txn.retry_delay, self.requeue, item)
             else:
@@ -328,7 +328,7 @@ class Engine:
         *,
         counted: bool = False,
     ) -> None:
-        pool = item._pool
+        pool = item.pool
         pool.sender.active -= 1
         if counted:
             pass
@@ -337,11 +337,11 @@ class Engine:
         else:
             pool.failed += 1
             log_failure(item.method, item.url, error)
-        item._settle(result, error)
+        item.settle(result, error)
 
     def requeue(self, item: Receipt) -> None:
         """Put ``item`` back at the end of its pool's queue (a retry)."""
-        pool = item._pool
+        pool = item.pool
         pool.pending.append(item)
         pool.sender.active -= 1
         self.ready.append(pool)
@@ -456,7 +456,7 @@ class Engine:
         self._init_runtime()
         error = ForkedAway("queued before fork(); the parent process sends it")
         for receipt in inherited:
-            receipt._settle(None, error)
+            receipt.settle(None, error)
 
 
 COUNTERS = ("queued", "in_flight", "delivered", "failed", "dropped", "retried")
@@ -474,6 +474,11 @@ def log_failure(method: str, url: str, error: BaseException) -> None:
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
 _exit_registered = False
+
+
+def current_engine() -> Engine | None:
+    """The process's engine if one was made, without making one."""
+    return _engine
 
 
 def get_engine() -> Engine:

@@ -11,8 +11,8 @@ import socket
 import ssl
 from typing import TYPE_CHECKING
 
-from .. import errors
-from ..clients.tls import ssl_context
+from ..core import errors
+from ..transports.tls import ssl_context
 from .engine import log_failure
 from .receipt import Receipt, settled
 from .stats import mode_counters
@@ -41,8 +41,9 @@ def send_inline(
         counters.add("sent")
     else:
         counters.add("failed")
-        receipt._error = _classify(error)(f"{receipt.method} {receipt.url}: {error}")
-        log_failure(receipt.method, receipt.url, receipt._error)
+        failure = _classify(error)(f"{receipt.method} {receipt.url}: {error}")
+        receipt.settle(None, failure)
+        log_failure(receipt.method, receipt.url, failure)
     return receipt
 
 

@@ -14,8 +14,8 @@ import socket
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .. import errors
-from ..clients.tls import ssl_context
+from ..core import errors
+from ..transports.tls import ssl_context
 from .connection import CLOSED, OPEN, RESOLVING, Connection
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ class Pool:
             return
         batch: list[Receipt] = []
         while pending and space > 0:
-            head = pending[0]._wire.startswith(b"HEAD ")
+            head = pending[0].wire.startswith(b"HEAD ")
             if head and (batch or conn.inflight):
                 break  # a HEAD goes alone: nothing may be pipelined behind its bodiless answer
             sender.active += 1
@@ -162,7 +162,7 @@ class Pool:
         inflight = conn.inflight
         if len(inflight) >= self.pipeline:
             return False
-        return not inflight or not inflight[-1]._wire.startswith(b"HEAD ")
+        return not inflight or not inflight[-1].wire.startswith(b"HEAD ")
 
     # -- connection lifecycle (engine thread) ----------------------------------------------
     def _start(self, conn: Connection) -> None:

@@ -21,13 +21,16 @@ import sys
 import threading
 from typing import IO, TYPE_CHECKING, Any
 
-from .._logging import logger
+from ..core import errors
+from ..core.log import logger
+from ..http.url import parse_uri
+from .engine import get_engine, log_failure
 from .receipt import Receipt, settled
+from .sender import Settings
 from .stats import mode_counters
 
 if TYPE_CHECKING:
     from ..http.url import URL
-    from .sender import Settings
 
 _FRAME = struct.Struct("!II")
 
@@ -62,14 +65,12 @@ class Helper:
             counters.add("handed_off")
         else:
             counters.add("failed")
-            from .. import errors
-            from .engine import log_failure
-
-            receipt._error = errors.TransportError(
+            failure = errors.TransportError(
                 f"{receipt.method} {receipt.url}: could not hand over to a helper process "
                 f"({error})"
             )
-            log_failure(receipt.method, receipt.url, receipt._error)
+            receipt.settle(None, failure)
+            log_failure(receipt.method, receipt.url, failure)
         return receipt
 
     def _stdin(self) -> IO[bytes]:
@@ -141,9 +142,6 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
 
 def main(argv: list[str] | None = None) -> int:
     """The helper: read frames until the pipe closes, deliver them, drain, exit."""
-    from ..clients.fire_and_forget import FireAndForget
-    from ..http.url import parse_uri
-
     args = sys.argv[1:] if argv is None else argv
     config: dict[str, Any] = json.loads(args[0]) if args else {}
     log_path = os.environ.get("SENDOFF_PROCESS_LOG")
@@ -152,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         handler.setFormatter(logging.Formatter("%(asctime)s sendoff[%(process)d] %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-    client = FireAndForget(max_queue=10_000_000, on_full="block", **config)
-    longest = client.timeout
+    settings = Settings(max_queue=10_000_000, on_full="block", **config)
+    sender = get_engine().sender(settings)
+    longest = 30.0
     stdin = sys.stdin.buffer
     while True:
         head = _read_exact(stdin, _FRAME.size)
@@ -166,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         meta = json.loads(body[:meta_size])
         timeout = float(meta["timeout"])
         longest = max(longest, timeout)
-        client._submit(parse_uri(meta["url"]), body[meta_size:], timeout)
-    drained = client.flush(longest * (client.settings.retries + 1) + 5.0)
+        sender.submit(parse_uri(meta["url"]), body[meta_size:], timeout)
+    drained = sender.engine.flush([sender], longest * (settings.retries + 1) + 5.0)
     return 0 if drained else 1
 
 

@@ -11,18 +11,18 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .._logging import redact_url
+from ..core.log import redact_url
 from ..http.headers import Headers
-from ..http.response import Response
+from ..http.models import Response
 
 if TYPE_CHECKING:
-    from ..events.transaction import Transaction
-    from ..http.request import PreparedRequest, Request
+    from ..events.lifecycle import Transaction
+    from ..http.models import PreparedRequest, Request
 
-#: ``Receipt._tries`` bit: the request was already sent again after a reused keep-alive
+#: ``Receipt.tries`` bit: the request was already sent again after a reused keep-alive
 #: connection closed under it; it is never sent a third time.
 RESENT = 0x100
-#: ``Receipt._tries`` mask: how many automatic connect retries it has had.
+#: ``Receipt.tries`` mask: how many automatic connect retries it has had.
 RETRIES = 0xFF
 
 _event_lock = threading.Lock()
@@ -44,27 +44,27 @@ class Receipt:
         "_done",
         "_error",
         "_event",
-        "_pool",
-        "_prepared",
         "_result",
-        "_timeout",
-        "_tries",
-        "_txn",
-        "_wire",
+        "pool",
+        "prepared",
+        "timeout",
+        "tries",
+        "txn",
+        "wire",
     )
 
     def __init__(self, wire: bytes, pool: Any, timeout: float) -> None:
-        self._wire = wire
+        self.wire = wire
         # the Pool that sends it, or (modes without an engine) anything with a .scheme
-        self._pool = pool
-        self._timeout = timeout
-        self._tries = 0
+        self.pool = pool
+        self.timeout = timeout
+        self.tries = 0
         self._done = False
         self._result: RawResponse | Response | None = None
         self._error: BaseException | None = None
         self._event: threading.Event | None = None
-        self._txn: Transaction | None = None
-        self._prepared: PreparedRequest | None = None
+        self.txn: Transaction | None = None
+        self.prepared: PreparedRequest | None = None
 
     def __repr__(self) -> str:
         if not self._done:
@@ -118,18 +118,18 @@ class Receipt:
         return self._error
 
     @property
-    def request(self) -> Request:
+    def request(self) -> Request[Any]:
         """The request as it was sent (rebuilt from its wire bytes when nobody listened)."""
-        if self._txn is not None:
-            return self._txn.request
+        if self.txn is not None:
+            return self.txn.request
         from .wire import request_from_wire
 
-        return request_from_wire(self._wire, self._scheme())
+        return request_from_wire(self.wire, self._scheme())
 
     @property
     def method(self) -> str:
         """The request method, read from the request line."""
-        return self._wire[: self._wire.find(b" ")].decode("latin-1")
+        return self.wire[: self.wire.find(b" ")].decode("latin-1")
 
     @property
     def url(self) -> str:
@@ -138,14 +138,15 @@ class Receipt:
         ``token``...) are redacted; ``receipt.request.url()`` has them whole."""
         from .wire import url_from_wire
 
-        return redact_url(url_from_wire(self._wire, self._scheme()))
+        return redact_url(url_from_wire(self.wire, self._scheme()))
 
     def _scheme(self) -> str:
-        scheme: str = self._pool.scheme
+        scheme: str = self.pool.scheme
         return scheme
 
     # -- what the engine calls -------------------------------------------------------------
-    def _settle(self, result: RawResponse | Response | None, error: BaseException | None) -> None:
+    def settle(self, result: RawResponse | Response | None, error: BaseException | None) -> None:
+        """End the request with ``result`` or ``error``; for the engine and the modes."""
         self._result = result
         self._error = error
         self._done = True
@@ -153,9 +154,10 @@ class Receipt:
         if event is not None:
             event.set()
 
-    def _set_txn(self, txn: Transaction, prepared: PreparedRequest) -> None:
-        self._txn = txn
-        self._prepared = prepared
+    def attach(self, txn: Transaction, prepared: PreparedRequest | None) -> None:
+        """Tie the request's lifecycle to this receipt (the engine resumes it)."""
+        self.txn = txn
+        self.prepared = prepared
 
 
 def settled(
@@ -166,5 +168,5 @@ def settled(
 ) -> Receipt:
     """A receipt that is already done (intercepted, dropped, or sent by another mode)."""
     receipt = Receipt(wire, pool, 0.0)
-    receipt._settle(response, error)
+    receipt.settle(response, error)
     return receipt

@@ -12,20 +12,21 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from .._logging import logger
-from ..errors import QueueFull
+from ..core.errors import QueueFull
+from ..core.log import logger
 from .pool import Pool
 from .receipt import Receipt
 
 if TYPE_CHECKING:
-    from ..events.transaction import Transaction
-    from ..http.request import PreparedRequest
+    from ..events.lifecycle import Transaction
+    from ..http.models import PreparedRequest
     from ..http.url import URL
     from .engine import Engine
 
-ON_FULL = ("drop", "block", "raise")
+#: What a fire does when the queue is full: drop it, wait for room, or raise QueueFull.
+OnFull = Literal["drop", "block", "raise"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Settings:
     connections_per_origin: int = 16
     pipeline: int = 1
     max_queue: int = 100_000
-    on_full: str = "drop"
+    on_full: OnFull = "drop"
     retries: int = 2
     exit_timeout: float = 5.0
 
@@ -73,7 +74,7 @@ class Sender:
         receipt = Receipt(wire, pool, timeout)
         if txn is not None:
             assert prepared is not None
-            receipt._set_txn(txn, prepared)
+            receipt.attach(txn, prepared)
         pending = pool.pending
         if len(pending) >= self.max_queue or (
             len(self.pendings) > 1 and self.queued() >= self.max_queue
@@ -112,7 +113,7 @@ class Sender:
     def _make_room(self, pool: Pool, receipt: Receipt) -> bool:
         """The queue is full: apply ``on_full``; True if the request may be queued now."""
         policy = self.settings.on_full
-        if policy == "block" and self._wait_for_room(receipt._timeout):
+        if policy == "block" and self._wait_for_room(receipt.timeout):
             return True
         error = QueueFull(
             f"{receipt.method} {receipt.url}: the fire-and-forget queue is full "
@@ -130,10 +131,10 @@ class Sender:
             )
         if policy == "raise":
             raise error
-        if receipt._txn is not None:
+        if receipt.txn is not None:
             self.engine.post(self.engine.dropped, receipt, error)
         else:
-            receipt._settle(None, error)
+            receipt.settle(None, error)
         return False
 
     def _end_burst(self) -> None:

@@ -46,11 +46,11 @@ def stats() -> dict[str, Any]:
     the same per origin under ``origins``, and the counters of the ``inline`` and
     ``process`` modes.
     """
-    from . import engine as _engine_module
+    from .engine import COUNTERS, current_engine
 
-    engine = _engine_module._engine
+    engine = current_engine()
     if engine is None:
-        totals: dict[str, Any] = dict.fromkeys(_engine_module.COUNTERS, 0)
+        totals: dict[str, Any] = dict.fromkeys(COUNTERS, 0)
         totals.update(abandoned=0, origins={})
     else:
         totals = engine.stats()

@@ -11,19 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InvalidRequest
-from ..http.checks import check_token, utf8
+from ..core.errors import InvalidRequest
+from ..http.checks import check_token, store_field, utf8
 from ..http.forms import encode_fields
 from ..http.headers import Headers
-from ..http.request import (
-    BODY_METHODS,
-    FORM_TYPE,
-    JSON_TYPE,
-    USER_AGENT,
-    Request,
-    _store_field,
-    encode_json,
-)
+from ..http.models import BODY_METHODS, FORM_TYPE, JSON_TYPE, USER_AGENT, Request, encode_json
 from ..http.url import URL, parse_uri
 
 #: Header names whose presence changes what prepare() adds: those fires take the slow way.
@@ -42,7 +34,7 @@ def build_request(
     json: Any,
     headers: Mapping[str, Any] | None,
     timeout: float | None,
-) -> Request:
+) -> Request[Any]:
     """The Request that ``fire()``'s arguments describe (``json=None``: no JSON body)."""
     return Request(
         url, method, query=params, post=data, headers=headers, timeout=timeout,
@@ -70,7 +62,7 @@ def fire_wire(
         verb = check_token("method", method).upper()
     extra = ""
     if headers:
-        items = Headers(headers)._items  # validates names and values
+        items = Headers(headers).multi_items()  # validates names and values
         for name, value in items:
             if name.lower() in _SPECIAL:
                 return None
@@ -107,7 +99,7 @@ def _fields(field: str, values: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidRequest(field, f"must be a mapping, not {type(values).__name__}")
     out: dict[str, Any] = {}
     for key, value in values.items():
-        _store_field(field, out, key, value)  # the checks Request makes
+        store_field(field, out, key, value)  # the checks Request makes
     return out
 
 
@@ -135,7 +127,7 @@ def url_from_wire(wire: bytes, scheme: str) -> str:
     return f"{scheme}://{host}{target}"
 
 
-def request_from_wire(wire: bytes, scheme: str) -> Request:
+def request_from_wire(wire: bytes, scheme: str) -> Request[Any]:
     """A Request that renders to ``wire`` again (headers and body as sent)."""
     method, target, pairs, body = split_wire(wire)
     host = next((v for k, v in pairs if k.lower() == "host"), "")

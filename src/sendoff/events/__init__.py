@@ -1,18 +1,25 @@
-"""The event system: an emitter with priorities and the request lifecycle events."""
+"""The event system: an emitter with priorities and the request lifecycle events.
 
-from .emitter import Emitter, Listener, Priority, Subscriber, emit_merged
-from .event import Event
+:class:`Emitter` and :class:`Event` live in :mod:`sendoff.core.emitter` (every request
+carries an emitter); they are re-exported here, beside the lifecycle.
+"""
+
+from ..core.emitter import Emitter, Event, Listener, Priority, Subscriber, emit_merged
 from .lifecycle import (
+    DONE,
+    MAX_TRANSITIONS,
+    SEND,
     BeforeEvent,
     CompleteEvent,
     EndEvent,
     ErrorEvent,
     HeadersEvent,
+    LifecycleClient,
     ProgressEvent,
     RequestEvent,
+    Transaction,
 )
 from .priorities import RequestEvents
-from .transaction import DONE, MAX_TRANSITIONS, SEND, Transaction
 
 __all__ = [
     "DONE",
@@ -25,6 +32,7 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "HeadersEvent",
+    "LifecycleClient",
     "Listener",
     "Priority",
     "ProgressEvent",

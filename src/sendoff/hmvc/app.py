@@ -8,25 +8,26 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .._logging import logger as _root_logger
-from .._typing import Environ, StartResponse
 from ..background import wsgi as background_wsgi
-from ..background.executors import Executor, options
-from ..background.scope import OnError, RequestScope, current_scope
+from ..background.executors import ExecutorChoice, options
+from ..background.scope import RequestScope, current_scope
+from ..background.tasks import OnError
 from ..clients.default import reset_internal_client, set_internal_client
-from ..errors import InvalidRequest
-from ..http.request import Request
-from ..http.response import Response, reason_phrase
+from ..clients.internal import Internal
+from ..core.errors import InvalidRequest
+from ..core.log import logger as _root_logger
+from ..core.types import Environ, StartResponse
+from ..http.frame import Frame
+from ..http.models import Request, Response, RouteMatch, reason_phrase
 from . import asgi, gateway, wsgi
-from .context import MAX_DEPTH, Frame, enter, leave
+from .context import MAX_DEPTH, enter, leave
 from .controller import Controller
 from .exceptions import HTTPException, RecursionLimit
 from .routes import Route
+from .view import make_environment
 
 if TYPE_CHECKING:
     import jinja2
-
-    from ..clients.internal import Internal
 
 log = _root_logger.getChild("hmvc")
 
@@ -70,11 +71,9 @@ class App:
         max_depth: int = MAX_DEPTH,
         max_body: int = MAX_BODY,
         trusted_proxies: Collection[str] = (),
-        executor: Executor | str = "inline",
+        executor: ExecutorChoice = "inline",
         on_error: OnError = "stop",
     ) -> None:
-        from ..clients.internal import Internal
-
         self.executor, self.on_error = options(executor, on_error)
         self.debug = debug
         self.max_depth = max_depth
@@ -143,7 +142,7 @@ class App:
         return register if cls is None else register(cls)
 
     # -- executing ------------------------------------------------------------------------------
-    def execute(self, request: Request) -> Response:
+    def execute(self, request: Request[Any], /) -> Response:
         """Route ``request`` to its controller and return the response: 404 when nothing
         matches, the status of an :class:`HTTPException`, 500 for any other exception.
         Sub-requests nested deeper than ``max_depth`` raise
@@ -167,7 +166,7 @@ class App:
             leave(token)
         return response
 
-    def _dispatch(self, request: Request) -> Response:
+    def _dispatch(self, request: Request[Any]) -> Response:
         url = request.parsed_url
         path = url.path.strip("/") if url.scheme else url.path
         for route in self._routes:
@@ -178,11 +177,7 @@ class App:
             raise HTTPException(404, f"Unable to find a route to match the URI: {path}")
         directory = params.pop("directory", "")
         controller = params.pop("controller", "")
-        request._route = route
-        request._directory = directory
-        request._controller = controller
-        request._action = params.pop("action")
-        request._params = params
+        request.routed(RouteMatch(route, directory, controller, params.pop("action"), params))
         key = f"{directory}/{controller}".lower() if directory else controller.lower()
         cls = self.controllers.get(key)
         if cls is None:
@@ -193,7 +188,7 @@ class App:
         return response
 
     def _server_error(
-        self, request: Request, scope: RequestScope | None = None, mark: int = 0
+        self, request: Request[Any], scope: RequestScope | None = None, mark: int = 0
     ) -> Response:
         log.error(
             "unhandled exception in %s %s", request.method(), request.url(redacted=True),
@@ -204,20 +199,21 @@ class App:
         body = traceback.format_exc() if self.debug else "500 Internal Server Error"
         return Response(500, {"Content-Type": "text/plain; charset=utf-8"}, body, request=request)
 
-    def serve(self, request: Request) -> Response:
+    def serve(self, request: Request[Any]) -> Response:
         """Serve a main request: run it through :attr:`internal` (the event lifecycle
         included) with this App executing the sub-requests made meanwhile."""
         token = set_internal_client(self.internal)
         try:
-            response: Response = self.internal.execute(request)
+            response = self.internal.execute(request)
         except Exception:
             response = self._server_error(request)
         finally:
             reset_internal_client(token)
         return response
 
-    def _respond(self, build: Callable[[], Request]) -> tuple[Response, bool]:
-        """Build the main request and serve it: (response, whether it was a HEAD)."""
+    def respond(self, build: Callable[[], Request[Any]]) -> tuple[Response, bool]:
+        """Build the main request with ``build`` and serve it: (response, whether it was
+        a HEAD). A request the server passed that cannot be one gets a 400."""
         try:
             request = build()
         except HTTPException as exc:
@@ -238,7 +234,7 @@ class App:
         )
 
     def _wsgi(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        response, head = self._respond(
+        response, head = self.respond(
             lambda: wsgi.request_from_environ(environ, self.max_body, self.trusted_proxies)
         )
         body = response.body
@@ -250,7 +246,5 @@ class App:
     def view_environment(self) -> jinja2.Environment | None:
         """The Jinja2 environment for this App's ``views`` (None when it has none)."""
         if self._view_environment is None and self.views:
-            from .view import make_environment
-
             self._view_environment = make_environment(self.views)
         return self._view_environment

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .exceptions import HTTPException, Redirect
 
 if TYPE_CHECKING:
-    from ..http.request import Request
-    from ..http.response import Response
+    from ..http.models import Request, Response
 
 
 class Controller:
@@ -27,7 +26,7 @@ class Controller:
 
     __slots__ = ("request", "response")
 
-    def __init__(self, request: Request, response: Response) -> None:
+    def __init__(self, request: Request[Any], response: Response) -> None:
         self.request = request
         self.response = response
 

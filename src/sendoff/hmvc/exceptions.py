@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..errors import SendoffError
+from ..core.errors import SendoffError
 from ..http.headers import Headers, HeadersInput
-from ..http.response import Response, reason_phrase
+from ..http.models import Response, reason_phrase
 
 if TYPE_CHECKING:
-    from ..http.request import Request
+    from ..http.models import Request
 
 
 class HTTPException(SendoffError):
@@ -31,7 +31,7 @@ class HTTPException(SendoffError):
         self.headers = Headers(headers)
         super().__init__(f"{self.status} {reason_phrase(self.status)}: {message}".rstrip(": "))
 
-    def get_response(self, request: Request | None = None) -> Response:
+    def get_response(self, request: Request[Any] | None = None) -> Response:
         """The response the App sends for this exception."""
         body = self.message or f"{self.status} {reason_phrase(self.status)}"
         response = Response(self.status, self.headers.copy(), body, request=request)
@@ -50,7 +50,7 @@ class Redirect(HTTPException):
         super().__init__(status, "", headers={"Location": location})
         self.location = location
 
-    def get_response(self, request: Request | None = None) -> Response:
+    def get_response(self, request: Request[Any] | None = None) -> Response:
         return Response(self.status, self.headers.copy(), b"", request=request)
 
 

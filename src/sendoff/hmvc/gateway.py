@@ -4,11 +4,11 @@ received, and the status line and headers a server sends back."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from typing import Any
 
-from ..errors import InvalidRequest
+from ..core.errors import InvalidRequest
 from ..http.forms import decode_fields
-from ..http.request import FORM_TYPE, Request
-from ..http.response import Response, reason_phrase
+from ..http.models import FORM_TYPE, Request, Response, reason_phrase
 from ..http.url import URL
 
 
@@ -20,13 +20,12 @@ def build_request(
     body: bytes,
     peer: str | None,
     trusted_proxies: Collection[str] = (),
-) -> Request:
+) -> Request[Any]:
     """A Request for the main request; InvalidRequest if the server passed something
     that cannot be one (the App answers 400)."""
-    request = Request("", method, headers=list(headers))
     # The path is already percent-decoded and may hold '?' or '#': it must not be parsed
     # again as a URI.
-    request._url = URL("", "", 0, path.strip("/"), "")
+    request = Request(URL("", "", 0, path.strip("/"), ""), method, headers=list(headers))
     if query_string:
         request.query(decode_fields(query_string))
     head = request.headers()
@@ -44,7 +43,7 @@ def build_request(
     return request
 
 
-def _read_cookies(request: Request, header: str) -> None:
+def _read_cookies(request: Request[Any], header: str) -> None:
     for part in header.split(";"):
         name, _, value = part.strip().partition("=")
         if not name:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
-    from ..http.request import Request
+    from ..http.models import Request
 
 #: What a parameter matches unless the route says otherwise (Kohana's REGEX_SEGMENT).
 SEGMENT = r"[^/.,;?\n]++"
@@ -28,7 +28,7 @@ _KEY = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)>")
 _MISSING: Any = object()
 
 #: ``callback(route, params, request)`` -> params, or None for "no match".
-Filter = Callable[["Route", dict[str, str], "Request"], "dict[str, str] | None"]
+Filter = Callable[["Route", dict[str, str], "Request[Any]"], "dict[str, str] | None"]
 
 
 class _Param:
@@ -109,7 +109,7 @@ class Route:
         self._filters.append(callback)
         return self
 
-    def matches(self, uri: str, request: Request | None = None) -> dict[str, str] | None:
+    def matches(self, uri: str, request: Request[Any] | None = None) -> dict[str, str] | None:
         """The parameters of ``uri`` (no leading or trailing slash), or None; filters
         are applied when ``request`` is given."""
         found = self._expression.match(uri)

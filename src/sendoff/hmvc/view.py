@@ -9,14 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from .context import current_frame
+from ..http.frame import current_frame
 
 if TYPE_CHECKING:
     import jinja2
 
 _MISSING: Any = object()
+
+
+@runtime_checkable
+class HasViews(Protocol):
+    """An application with template directories of its own (the HMVC ``App``)."""
+
+    def view_environment(self) -> jinja2.Environment | None: ...
 
 
 def make_environment(paths: Iterable[str | Path], **options: Any) -> jinja2.Environment:
@@ -77,7 +84,8 @@ class View:
     def render(self) -> str:
         """The rendered template."""
         frame = current_frame()
-        environment = frame.app.view_environment() if frame is not None else None
+        app = frame.app if frame is not None else None
+        environment = app.view_environment() if isinstance(app, HasViews) else None
         if environment is None:
             environment = View._default
         if environment is None:

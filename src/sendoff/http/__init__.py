@@ -1,8 +1,30 @@
-"""The HTTP model: Request, Response, Headers, URL and their wire form."""
+"""The HTTP model: Request, Response, Headers, URL, forms and the current-request frame.
 
+This package is data: it imports nothing of sendoff but the core.
+"""
+
+from .frame import Frame, current_frame
 from .headers import Headers
-from .request import PreparedRequest, Request
-from .response import Response
+from .models import (
+    HttpError,
+    PreparedRequest,
+    Request,
+    RequestClient,
+    Response,
+    RouteMatch,
+)
 from .url import URL, parse_uri
 
-__all__ = ["URL", "Headers", "PreparedRequest", "Request", "Response", "parse_uri"]
+__all__ = [
+    "URL",
+    "Frame",
+    "Headers",
+    "HttpError",
+    "PreparedRequest",
+    "Request",
+    "RequestClient",
+    "Response",
+    "RouteMatch",
+    "current_frame",
+    "parse_uri",
+]

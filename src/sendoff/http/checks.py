@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import InvalidRequest
+from ..core.errors import InvalidRequest
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
@@ -87,3 +87,17 @@ def field_value(field: str, value: Any) -> str | bytes | list[str | bytes]:
             out.append(single)
         return out
     raise InvalidRequest(field, f"must be str, bytes or int, not {type(value).__name__}")
+
+
+def store_field(field: str, store: dict[str, Any], key: Any, value: Any) -> None:
+    """Check one query or form field and put it in ``store`` (``None`` removes it)."""
+    if type(key) is not str or not key.isascii():
+        if not isinstance(key, str):
+            raise InvalidRequest(field, f"keys must be str, not {type(key).__name__}")
+        utf8(field, key)
+    if value is None:
+        store.pop(key, None)
+    elif type(value) is str and value.isascii():
+        store[key] = value  # the common case, checked inline
+    else:
+        store[key] = field_value(f"{field} {key!r}", value)

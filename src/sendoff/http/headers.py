@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
-from .._logging import redact_headers
+from ..core.log import redact_headers
 from .checks import check_token, header_value
 
 HeadersInput = Mapping[str, Any] | Iterable[tuple[str, Any]] | None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote
 
-from ..errors import InvalidRequest
+from ..core.errors import InvalidRequest
 from .checks import check_text, utf8
 
 DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -10,7 +10,7 @@ from ..events.lifecycle import BeforeEvent, CompleteEvent
 from ..events.priorities import RequestEvents
 
 if TYPE_CHECKING:
-    from ..http.response import Response
+    from ..http.models import Response
 
 #: ``txn.meta`` key: the Cookie header this subscriber set, and the caller's part of it.
 META_KEY = "cookies.header"

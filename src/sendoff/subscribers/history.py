@@ -11,8 +11,7 @@ from ..events.lifecycle import CompleteEvent, ErrorEvent
 from ..events.priorities import RequestEvents
 
 if TYPE_CHECKING:
-    from ..http.request import Request
-    from ..http.response import Response
+    from ..http.models import Request, Response
 
 #: ``txn.meta`` key: the response last recorded for the request.
 META_KEY = "history.response"
@@ -21,7 +20,7 @@ META_KEY = "history.response"
 class Entry(NamedTuple):
     """One exchange: the request as sent and its response, or the exception instead."""
 
-    request: Request
+    request: Request[Any]
     response: Response | None
     exception: BaseException | None
 
@@ -79,7 +78,7 @@ class History:
         return len(self._entries)
 
     @property
-    def last_request(self) -> Request | None:
+    def last_request(self) -> Request[Any] | None:
         """The request of the newest entry."""
         entries = self.entries
         return entries[-1].request if entries else None

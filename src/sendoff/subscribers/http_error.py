@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import errors
 from ..events.lifecycle import CompleteEvent
 from ..events.priorities import RequestEvents
+from ..http import models
 
 
 class HttpError:
@@ -27,4 +27,4 @@ class HttpError:
     def on_complete(self, event: CompleteEvent) -> None:
         response = event.response
         if response is not None and response.status >= 400:
-            raise errors.HttpError(response, event.request)
+            raise models.HttpError(response, event.request)

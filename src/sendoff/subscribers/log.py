@@ -7,13 +7,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._logging import REDACTED, SECRET_HEADERS, redact_headers
-from .._logging import logger as sendoff_logger
+from ..core.log import REDACTED, SECRET_HEADERS, redact_headers
+from ..core.log import logger as sendoff_logger
 from ..events.lifecycle import BeforeEvent, EndEvent
 from ..events.priorities import RequestEvents
 
 if TYPE_CHECKING:
-    from ..http.request import Request
+    from ..http.models import Request
 
 #: ``txn.meta`` key: when the request's first ``before`` ran (``time.perf_counter()``).
 META_KEY = "log.started"
@@ -95,7 +95,7 @@ class Log:
         return fields
 
 
-def _header_dump(request: Request) -> list[tuple[str, str]]:
+def _header_dump(request: Request[Any]) -> list[tuple[str, str]]:
     try:
         sent = request.prepare().headers  # what went on the wire, derived ones included
     except Exception:  # a request that could not be rendered failed for that reason
@@ -103,7 +103,7 @@ def _header_dump(request: Request) -> list[tuple[str, str]]:
     return redact_headers(sent)
 
 
-def _secrets(*requests: Request) -> list[str]:
+def _secrets(*requests: Request[Any]) -> list[str]:
     """Credential values of ``requests`` that must not appear in any log line."""
     found: set[str] = set()
     for request in requests:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..events.lifecycle import BeforeEvent
 from ..events.priorities import RequestEvents
-from ..http.response import Response
+from ..http.models import Response
 
 MockItem = Response | Exception | int
 

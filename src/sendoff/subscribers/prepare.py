@@ -8,7 +8,7 @@ from typing import Any
 
 from ..events.lifecycle import BeforeEvent
 from ..events.priorities import RequestEvents
-from ..http.request import BODY_METHODS, FORM_TYPE, JSON_TYPE
+from ..http.models import BODY_METHODS, FORM_TYPE, JSON_TYPE
 
 #: Bodies of this many bytes or more are sent with ``Expect: 100-continue`` (Guzzle's 1 MB).
 EXPECT_THRESHOLD = 1024 * 1024
@@ -56,7 +56,7 @@ class Prepare:
         headers = request.headers()
         headers["Content-Length"] = str(len(body))
         if "content-type" not in headers and body:
-            kind = request._body_kind
+            kind = request.body_kind()
             headers["Content-Type"] = (
                 FORM_TYPE if kind == "form" else JSON_TYPE if kind == "json" else guess_type(body)
             )

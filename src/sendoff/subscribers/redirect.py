@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urljoin
 
-from ..errors import TooManyRedirects
+from ..core.errors import TooManyRedirects
 from ..events.lifecycle import CompleteEvent
 from ..events.priorities import RequestEvents
 
@@ -47,10 +47,10 @@ class Redirect:
         current = event.request
         target = urljoin(current.url(), location.strip())
         follow = current.copy()
-        follow._set_url(target)
+        follow.retarget(target)
         if response.status in SWITCH_TO_GET and follow.method() != "HEAD":
             follow.method("GET")
-            follow._drop_body()
+            follow.drop_body()
         if follow.parsed_url.origin != current.parsed_url.origin:
             for name in _ORIGIN_BOUND:
                 follow.headers(name, None)

@@ -9,13 +9,14 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
-from .. import errors
-from .._logging import logger
+from ..core import errors
+from ..core.log import logger
 from ..events.lifecycle import CompleteEvent, ErrorEvent
 from ..events.priorities import RequestEvents
+from ..http.models import HttpError
 
 if TYPE_CHECKING:
-    from ..http.response import Response
+    from ..http.models import Response
 
 #: Statuses that say "try again later": Too Many Requests and the gateway/overload ones.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -82,7 +83,7 @@ class Retry:
             return
         if isinstance(exc, self.exceptions):
             self._retry(event, None)
-        elif isinstance(exc, errors.HttpError) and exc.response.status in self.statuses:
+        elif isinstance(exc, HttpError) and exc.response.status in self.statuses:
             self._retry(event, exc.response)
 
     def delay(self, retries: int, response: Response | None = None) -> float | None:

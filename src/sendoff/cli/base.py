@@ -1,20 +1,15 @@
-"""The ``sendoff`` command.
-
-``sendoff request METHOD URL`` sends a blocking request and prints the response. Every
-subcommand that builds a request shares the options of :func:`add_request_options`.
-"""
+"""What every subcommand shares: the registry, the request options and the Request
+they describe."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import Any
 
-from . import __version__
-from .clients.external import External
-from .errors import InvalidRequest, SendoffError
-from .http.request import Request
+from ..core.errors import InvalidRequest
+from ..http.models import Request
 
 Runner = Callable[[argparse.Namespace], int]
 Arguments = Callable[[argparse.ArgumentParser], None]
@@ -50,7 +45,7 @@ def add_request_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS (unsafe)")
 
 
-def build_request(args: argparse.Namespace) -> Request:
+def build_request(args: argparse.Namespace) -> Request[Any]:
     """A Request from the options of :func:`add_request_options`."""
     request = Request(args.url, args.method)
     for item in args.query:
@@ -76,57 +71,3 @@ def _pair(field: str, item: str, sep: str) -> tuple[str, str]:
     if not found or not key.strip():
         raise InvalidRequest(field, f"{item!r} is not of the form NAME{sep}VALUE")
     return key.strip(), value
-
-
-def _request_arguments(parser: argparse.ArgumentParser) -> None:
-    add_request_options(parser)
-    parser.add_argument("-i", "--include", action="store_true", help="print the headers too")
-    parser.add_argument("--backend", default="auto",
-                        choices=["auto", "urllib3", "pycurl", "httpx", "stdlib"])
-    parser.add_argument("--follow", action="store_true", help="follow redirects")
-
-
-@command("request", "send a request, wait, print the response", _request_arguments)
-def _run_request(args: argparse.Namespace) -> int:
-    client = External(args.backend, timeout=args.timeout, verify=not args.insecure,
-                      follow_redirects=args.follow, ca_bundle=args.ca_bundle)
-    response = client.execute(build_request(args))
-    out = sys.stdout
-    if args.include:
-        out.write(f"{response.http_version} {response.status} {response.reason}\n")
-        for name, value in response.headers.multi_items():
-            out.write(f"{name}: {value}\n")
-        out.write("\n")
-    out.write(response.text)
-    out.flush()
-    return 0 if response.ok else 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sendoff`` console script."""
-    _load_commands()
-    parser = argparse.ArgumentParser(
-        prog="sendoff", description="Talk to HTTP services without making your users wait."
-    )
-    parser.add_argument("--version", action="version", version=f"sendoff {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, add_arguments, _) in sorted(COMMANDS.items()):
-        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
-    args = parser.parse_args(argv)
-    try:
-        return COMMANDS[args.command][2](args)
-    except SendoffError as exc:
-        print(f"sendoff: {exc}", file=sys.stderr)
-        return 2
-
-
-def _load_commands() -> None:
-    """Import the modules that register further subcommands."""
-    from .delivery import cli as _fire  # noqa: F401  (sendoff fire)
-
-
-if __name__ == "__main__":
-    # run as a script this module is __main__; subcommands register in sendoff.cli
-    from sendoff.cli import main as _main
-
-    raise SystemExit(_main())

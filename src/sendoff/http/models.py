@@ -1,23 +1,30 @@
-"""The Request: Kohana's chainable getter/setter model, rendered to exact HTTP/1.1 bytes."""
+"""The Request and the Response (one module, as each names the other).
+
+The Request is Kohana's chainable getter/setter model, rendered to exact HTTP/1.1 bytes;
+the Response is status, headers and body. Both are data: this module knows no client,
+no transport and no application. What executes a request is anything with an
+``execute(request)`` method (:class:`RequestClient`); which one a request without a
+client of its own uses is decided above, by the resolver :func:`use_client_resolver`
+installs.
+"""
 
 from __future__ import annotations
 
 import base64
 import json as _json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
+from typing import Any, Generic, NamedTuple, Protocol, Self, TypeVar, overload
 
-from .._logging import redact_url
-from ..errors import InvalidRequest
-from .checks import check_text, check_token, field_value, utf8
+from ..core.emitter import Emitter
+from ..core.errors import InvalidRequest, SendoffError
+from ..core.log import redact_url
+from .checks import check_text, check_token, store_field, utf8
 from .forms import FieldValue, decode_fields, encode_fields
+from .frame import current_frame
 from .headers import Headers, HeadersInput
 from .url import URL, parse_uri
-
-if TYPE_CHECKING:
-    from ..clients.base import Client
-    from ..events.emitter import Emitter
-    from ..hmvc.routes import Route
 
 USER_AGENT = "sendoff/0.1.0"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -32,8 +39,50 @@ _MISSING: Any = object()
 #: Compact JSON, non-ASCII kept; one encoder, as json.dumps with options builds one per call.
 encode_json = _json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
-#: Slots of the HMVC block at the end of Request; only the App sets them.
-_HMVC_SLOTS = ("_action", "_client_ip", "_controller", "_directory", "_params", "_route")
+#: A query or form value as callers give it: one value, or a list for a repeated key.
+FieldInput = str | bytes | int | Sequence[str | bytes | int]
+#: A header value as callers give it.
+HeaderInput = str | bytes | int
+
+T = TypeVar("T")
+ResultT = TypeVar("ResultT")
+ResultT_co = TypeVar("ResultT_co", covariant=True)
+
+
+class RequestClient(Protocol[ResultT_co]):
+    """What executes a :class:`Request`: sendoff's clients, or anything with this method.
+
+    ``ResultT_co`` is what :meth:`Request.execute` returns through it: a
+    :class:`Response` for the blocking clients, a receipt for the others.
+    """
+
+    def execute(self, request: Request[Any], /) -> ResultT_co: ...
+
+
+#: Finds the client of a request that has none; the clients package installs it.
+ClientResolver = Callable[["Request[Any]"], RequestClient[Any]]
+_resolver: ClientResolver | None = None
+
+
+def use_client_resolver(resolver: ClientResolver) -> None:
+    """Decide which client executes a request given none (``sendoff.clients`` calls this
+    on import with its default-client registry)."""
+    global _resolver
+    _resolver = resolver
+
+
+class RouteMatch(NamedTuple):
+    """What routing found for an internal request: the route (an ``hmvc.Route``), the
+    controller's directory, the controller, the action and the other parameters."""
+
+    route: Any
+    directory: str
+    controller: str
+    action: str
+    params: dict[str, str]
+
+
+_NO_MATCH = RouteMatch(None, "", "", "", {})
 
 
 class PreparedRequest(NamedTuple):
@@ -59,7 +108,7 @@ class PreparedRequest(NamedTuple):
         return head + self.body if self.body else head
 
 
-class Request:
+class Request(Generic[ResultT]):
     """An HTTP request, internal (a route path) or external (a URL with ``://``).
 
     Every Kohana-style method is a setter when given a value (and returns the request, so
@@ -67,7 +116,10 @@ class Request:
 
         Request("http://example.com/submit").method("POST").post("foo", "bar").execute()
 
-    Bad input raises :class:`~sendoff.InvalidRequest` at the call that brings it.
+    ``ResultT`` is what :meth:`execute` returns: a :class:`Response` unless the request
+    was given a client that returns something else (``.client(FireAndForget())`` makes
+    it a ``Request[Receipt]``). Bad input raises :class:`~sendoff.InvalidRequest` at the
+    call that brings it.
     """
 
     __slots__ = (
@@ -75,33 +127,62 @@ class Request:
         "_body",
         "_body_kind",
         "_client",
+        "_client_ip",
         "_cookies",
         "_emitter",
         "_headers",
+        "_match",
         "_method",
         "_post",
         "_protocol",
         "_query",
         "_timeout",
         "_url",
-        *_HMVC_SLOTS,
     )
 
+    @overload
     def __init__(
-        self,
-        uri: str = "",
+        self: Request[Response],
+        uri: str | URL = "",
         method: str = "GET",
         *,
-        client: Client | None = None,
-        query: Mapping[str, Any] | None = None,
-        post: Mapping[str, Any] | None = None,
+        client: None = None,
+        query: Mapping[str, FieldInput | None] | None = None,
+        post: Mapping[str, FieldInput | None] | None = None,
+        headers: HeadersInput = None,
+        body: bytes | str | None = None,
+        json: Any = _MISSING,
+        timeout: float | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: Request[T],
+        uri: str | URL = "",
+        method: str = "GET",
+        *,
+        client: RequestClient[T],
+        query: Mapping[str, FieldInput | None] | None = None,
+        post: Mapping[str, FieldInput | None] | None = None,
+        headers: HeadersInput = None,
+        body: bytes | str | None = None,
+        json: Any = _MISSING,
+        timeout: float | None = None,
+    ) -> None: ...
+    def __init__(
+        self,
+        uri: str | URL = "",
+        method: str = "GET",
+        *,
+        client: RequestClient[Any] | None = None,
+        query: Mapping[str, FieldInput | None] | None = None,
+        post: Mapping[str, FieldInput | None] | None = None,
         headers: HeadersInput = None,
         body: bytes | str | None = None,
         json: Any = _MISSING,
         timeout: float | None = None,
     ) -> None:
         self._method = "GET" if method == "GET" else check_token("method", method).upper()
-        self._url: URL = parse_uri(uri)
+        self._url: URL = uri if isinstance(uri, URL) else parse_uri(uri)
         self._query: dict[str, FieldValue] | None = (
             decode_fields(self._url.query) if self._url.query else None
         )
@@ -114,6 +195,8 @@ class Request:
         self._protocol = "HTTP/1.1"
         self._emitter: Emitter | None = None
         self._timeout: float | None = None
+        self._match = _NO_MATCH
+        self._client_ip: str | None = None
         if query:
             self.query(query)
         if post:
@@ -128,23 +211,43 @@ class Request:
         if timeout is not None:
             self.timeout(timeout)
 
+    @overload
     @classmethod
-    def factory(cls, uri: str = "", **kwargs: Any) -> Request:
+    def factory(cls, uri: str | URL = "", method: str = "GET") -> Request[Response]: ...
+    @overload
+    @classmethod
+    def factory(
+        cls, uri: str | URL = "", method: str = "GET", *, client: RequestClient[T]
+    ) -> Request[T]: ...
+    @classmethod
+    def factory(
+        cls, uri: str | URL = "", method: str = "GET", *, client: RequestClient[Any] | None = None
+    ) -> Request[Any]:
         """Kohana's ``Request::factory($uri)``: the same as ``Request(uri)``."""
-        return cls(uri, **kwargs)
+        if client is None:
+            return cls(uri, method)
+        return cls(uri, method, client=client)
 
     def __repr__(self) -> str:
         return f"<Request {self._method} {self.url(redacted=True)}>"
 
     # -- identity -------------------------------------------------------------------------
-    def method(self, value: str = _MISSING) -> Any:
+    @overload
+    def method(self) -> str: ...
+    @overload
+    def method(self, value: str) -> Self: ...
+    def method(self, value: str = _MISSING) -> str | Self:
         """The HTTP method (upper case); set it with ``method("POST")``."""
         if value is _MISSING:
             return self._method
         self._method = check_token("method", value).upper()
         return self
 
-    def uri(self, value: str = _MISSING) -> Any:
+    @overload
+    def uri(self) -> str: ...
+    @overload
+    def uri(self, value: str) -> Self: ...
+    def uri(self, value: str = _MISSING) -> str | Self:
         """The URI without its query string; setting one merges its query into query()."""
         if value is _MISSING:
             return self._url.text(query="")
@@ -153,7 +256,11 @@ class Request:
             self.query(decode_fields(self._url.query))
         return self
 
-    def protocol(self, value: str = _MISSING) -> Any:
+    @overload
+    def protocol(self) -> str: ...
+    @overload
+    def protocol(self, value: str) -> Self: ...
+    def protocol(self, value: str = _MISSING) -> str | Self:
         """The protocol of the request line, ``"HTTP/1.1"`` (default) or ``"HTTP/1.0"``."""
         if value is _MISSING:
             return self._protocol
@@ -180,7 +287,22 @@ class Request:
         text = self._url.text(query=self.query_string(), with_credentials=True)
         return redact_url(text) if redacted else text
 
+    def retarget(self, uri: str) -> Self:
+        """Point the request at ``uri``, whose query replaces the current one (what a
+        redirect does; :meth:`uri` merges queries instead)."""
+        self._url = parse_uri(uri)
+        self._query = decode_fields(self._url.query) if self._url.query else None
+        return self
+
     # -- parameters -----------------------------------------------------------------------
+    @overload
+    def query(self) -> dict[str, FieldValue]: ...
+    @overload
+    def query(self, key: str) -> FieldValue | None: ...
+    @overload
+    def query(self, key: str, value: FieldInput | None) -> Self: ...
+    @overload
+    def query(self, key: Mapping[str, FieldInput | None]) -> Self: ...
     def query(self, key: Any = _MISSING, value: Any = _MISSING) -> Any:
         """Query-string parameters.
 
@@ -190,12 +312,20 @@ class Request:
         """
         if key is _MISSING:
             return dict(self._query) if self._query else {}
-        result = self._fields("query", self._query, key, value)
+        result = _fields("query", self._query, key, value)
         if isinstance(result, _Getter):
             return result.value
         self._query = result or None
         return self
 
+    @overload
+    def post(self) -> dict[str, FieldValue]: ...
+    @overload
+    def post(self, key: str) -> FieldValue | None: ...
+    @overload
+    def post(self, key: str, value: FieldInput | None) -> Self: ...
+    @overload
+    def post(self, key: Mapping[str, FieldInput | None]) -> Self: ...
     def post(self, key: Any = _MISSING, value: Any = _MISSING) -> Any:
         """Form fields, sent as ``application/x-www-form-urlencoded``; same calls as query()."""
         if key is _MISSING:
@@ -203,34 +333,26 @@ class Request:
         setting = value is not _MISSING or isinstance(key, Mapping)
         if setting and self._body_kind in ("raw", "json"):
             raise InvalidRequest("post", "form fields cannot be combined with a body()/json()")
-        result = self._fields("post", self._post, key, value)
+        result = _fields("post", self._post, key, value)
         if isinstance(result, _Getter):
             return result.value
         self._post = result
         self._body_kind = "form" if self._post else None
         return self
 
-    def _fields(
-        self, field: str, store: dict[str, FieldValue] | None, key: Any, value: Any
-    ) -> Any:
-        if isinstance(key, Mapping):
-            store = dict(store) if store else {}
-            for k, v in key.items():
-                _store_field(field, store, k, v)
-            return store
-        if not isinstance(key, str):
-            raise InvalidRequest(field, f"keys must be str, not {type(key).__name__}")
-        if value is _MISSING:
-            return _Getter(store.get(key) if store else None)
-        store = store if store is not None else {}
-        _store_field(field, store, key, value)
-        return store
-
     def query_string(self) -> str:
         """The encoded query string (without ``?``)."""
         return encode_fields(self._query) if self._query else ""
 
     # -- headers and cookies --------------------------------------------------------------
+    @overload
+    def headers(self) -> Headers: ...
+    @overload
+    def headers(self, key: str) -> str | None: ...
+    @overload
+    def headers(self, key: str, value: HeaderInput | None) -> Self: ...
+    @overload
+    def headers(self, key: Mapping[str, HeaderInput]) -> Self: ...
     def headers(self, key: Any = _MISSING, value: Any = _MISSING) -> Any:
         """Request headers; ``headers()`` returns the live :class:`Headers` object."""
         if self._headers is None:
@@ -249,6 +371,14 @@ class Request:
             self._headers[key] = value
         return self
 
+    @overload
+    def cookie(self) -> dict[str, str]: ...
+    @overload
+    def cookie(self, key: str) -> str | None: ...
+    @overload
+    def cookie(self, key: str, value: str | int | None) -> Self: ...
+    @overload
+    def cookie(self, key: Mapping[str, str | int | None]) -> Self: ...
     def cookie(self, key: Any = _MISSING, value: Any = _MISSING) -> Any:
         """Cookies sent in the ``Cookie`` header; ``cookie()`` returns a dict copy."""
         if key is _MISSING:
@@ -268,7 +398,11 @@ class Request:
         return self
 
     # -- body -----------------------------------------------------------------------------
-    def body(self, value: bytes | str = _MISSING) -> Any:
+    @overload
+    def body(self) -> bytes: ...
+    @overload
+    def body(self, value: bytes | str) -> Self: ...
+    def body(self, value: bytes | str = _MISSING) -> bytes | Self:
         """The body bytes. Set raw bytes (a str is UTF-8 encoded); the getter returns what
         will be sent, including encoded post() fields or json()."""
         if value is _MISSING:
@@ -285,6 +419,10 @@ class Request:
         self._body_kind = "raw"
         return self
 
+    @overload
+    def json(self) -> Any: ...
+    @overload
+    def json(self, value: Any) -> Self: ...
     def json(self, value: Any = _MISSING) -> Any:
         """Set a JSON body (``Content-Type: application/json``); get the body decoded."""
         if value is _MISSING:
@@ -300,6 +438,22 @@ class Request:
         self._body_kind = "json"
         return self
 
+    def body_kind(self) -> str | None:
+        """How the body was given: ``"form"`` (post()), ``"json"``, ``"raw"`` (body()),
+        or None when there is none."""
+        return self._body_kind
+
+    def drop_body(self) -> Self:
+        """Forget the body, its fields and its Content-Type/Content-Length headers (a
+        redirect that switches to GET)."""
+        self._post = None
+        self._body = None
+        self._body_kind = None
+        if self._headers is not None:
+            for name in ("content-type", "content-length"):
+                self._headers.pop(name, None)
+        return self
+
     def _encoded_body(self) -> bytes:
         if self._body_kind == "form":
             assert self._post is not None
@@ -307,22 +461,30 @@ class Request:
         return self._body or b""
 
     # -- execution ------------------------------------------------------------------------
-    def client(self, value: Client = _MISSING) -> Any:
+    @overload
+    def client(self) -> RequestClient[ResultT]: ...
+    @overload
+    def client(self, value: RequestClient[T]) -> Request[T]: ...
+    def client(self, value: RequestClient[Any] = _MISSING) -> Any:
         """The client that executes this request; without one, the default for its kind."""
         if value is _MISSING:
             if self._client is not None:
                 return self._client
-            from ..clients.default import resolve_client
-
-            return resolve_client(self)
+            return _resolve(self)
         self._client = value
         return self
 
-    def timeout(self, value: float | None = _MISSING) -> Any:
+    @overload
+    def timeout(self) -> float | None: ...
+    @overload
+    def timeout(self, value: float | None) -> Self: ...
+    def timeout(self, value: float | None = _MISSING) -> float | Self | None:
         """A timeout in seconds for this request, overriding its client's."""
         if value is _MISSING:
             return self._timeout
-        if value is not None and (not isinstance(value, int | float) or value <= 0):
+        if value is not None and (
+            not isinstance(value, int | float) or isinstance(value, bool) or value <= 0
+        ):
             raise InvalidRequest("timeout", f"must be a positive number of seconds, not {value!r}")
         self._timeout = None if value is None else float(value)
         return self
@@ -331,20 +493,21 @@ class Request:
     def emitter(self) -> Emitter:
         """This request's own event emitter; its listeners apply to this request only."""
         if self._emitter is None:
-            from ..events.emitter import Emitter
-
             self._emitter = Emitter()
         return self._emitter
 
-    def execute(self) -> Any:
+    def emitter_or_none(self) -> Emitter | None:
+        """This request's own emitter if one was made (by reading :attr:`emitter`)."""
+        return self._emitter
+
+    def execute(self) -> ResultT:
         """Execute through this request's client: a Response, or a Receipt for
         fire-and-forget clients."""
         client = self._client
         if client is None:
-            from ..clients.default import resolve_client
-
-            client = resolve_client(self)
-        return client.execute(self)
+            client = _resolve(self)
+        result: ResultT = client.execute(self)
+        return result
 
     # -- wire -----------------------------------------------------------------------------
     def prepare(self) -> PreparedRequest:
@@ -381,7 +544,7 @@ class Request:
 
     def _user_headers(self, url: URL) -> list[tuple[str, str]]:
         """Host, the user's headers in order, then the defaults they did not set."""
-        user = self._headers._items if self._headers else []
+        user = self._headers.multi_items() if self._headers else []
         names = {k.lower() for k, _ in user}
         headers: list[tuple[str, str]] = [] if "host" in names else [("Host", url.host_header)]
         cookies = self._cookies
@@ -403,11 +566,11 @@ class Request:
         """The exact HTTP/1.1 request bytes this request puts on the wire."""
         return self.prepare().wire()
 
-    def copy(self) -> Request:
+    def copy(self) -> Request[ResultT]:
         """A copy whose fields change independently; it shares this request's own
         emitter, so listeners registered on either apply to both (redirects and retries
         rely on that)."""
-        new = Request.__new__(Request)
+        new: Request[ResultT] = Request.__new__(Request)
         new._method = self._method
         new._url = self._url
         new._query = _copy_fields(self._query)
@@ -420,96 +583,100 @@ class Request:
         new._protocol = self._protocol
         new._emitter = self._emitter
         new._timeout = self._timeout
+        new._match = _NO_MATCH
+        new._client_ip = None
         return new
 
-    def _set_url(self, uri: str) -> None:
-        """Point the request at ``uri``, whose query replaces the current one (redirects)."""
-        self._url = parse_uri(uri)
-        self._query = decode_fields(self._url.query) if self._url.query else None
-
-    def _drop_body(self) -> None:
-        """Forget the body and its fields (a redirect that switches to GET)."""
-        self._post = None
-        self._body = None
-        self._body_kind = None
-        if self._headers is not None:
-            for name in ("content-type", "content-length"):
-                self._headers.pop(name, None)
-
     # -- HMVC (internal requests) ---------------------------------------------------------
-    # The App sets these slots when it routes a request; they stay unset otherwise, so an
-    # external request pays nothing for them (getattr() with a default reads them).
-    _action: str
-    _client_ip: str
-    _controller: str
-    _directory: str
-    _params: dict[str, str]
-    _route: Route
+    def routed(self, match: RouteMatch) -> Self:
+        """Record what routing found (the HMVC App calls this when it routes the request)."""
+        self._match = match
+        return self
 
+    @overload
+    def param(self) -> dict[str, str]: ...
+    @overload
+    def param(self, key: str) -> str | None: ...
+    @overload
+    def param(self, key: str, default: T) -> str | T: ...
     def param(self, key: str = _MISSING, default: Any = None) -> Any:
         """A route parameter (Kohana's ``$request->param()``); without a key, a dict of
         them all. ``directory``, ``controller`` and ``action`` have methods of their own."""
-        params: dict[str, str] | None = getattr(self, "_params", None)
+        params = self._match.params
         if key is _MISSING:
-            return dict(params) if params else {}
-        return params.get(key, default) if params else default
+            return dict(params)
+        return params.get(key, default)
 
-    def route(self) -> Route | None:
-        """The route that matched this request, once the App has routed it."""
-        return getattr(self, "_route", None)
+    def route(self) -> Any:
+        """The ``hmvc.Route`` that matched this request, once an App has routed it."""
+        return self._match.route
 
-    def directory(self, value: str = _MISSING) -> Any:
+    @overload
+    def directory(self) -> str: ...
+    @overload
+    def directory(self, value: str) -> Self: ...
+    def directory(self, value: str = _MISSING) -> str | Self:
         """The controller's directory (``admin`` for ``admin/users``), or ``""``."""
         if value is _MISSING:
-            return getattr(self, "_directory", "")
-        self._directory = value
+            return self._match.directory
+        self._match = self._match._replace(directory=value)
         return self
 
-    def controller(self, value: str = _MISSING) -> Any:
+    @overload
+    def controller(self) -> str: ...
+    @overload
+    def controller(self, value: str) -> Self: ...
+    def controller(self, value: str = _MISSING) -> str | Self:
         """The controller name from the route; set it in ``before()`` to re-dispatch."""
         if value is _MISSING:
-            return getattr(self, "_controller", "")
-        self._controller = value
+            return self._match.controller
+        self._match = self._match._replace(controller=value)
         return self
 
-    def action(self, value: str = _MISSING) -> Any:
+    @overload
+    def action(self) -> str: ...
+    @overload
+    def action(self, value: str) -> Self: ...
+    def action(self, value: str = _MISSING) -> str | Self:
         """The action name; a controller's ``before()`` may change it."""
         if value is _MISSING:
-            return getattr(self, "_action", "")
-        self._action = value
+            return self._match.action
+        self._match = self._match._replace(action=value)
         return self
 
     @staticmethod
-    def initial() -> Request | None:
+    def initial() -> Request[Any] | None:
         """The main request being served in this context (Kohana's ``Request::initial()``)."""
-        from ..hmvc.context import current_frame
-
         frame = current_frame()
-        return frame.initial if frame else None
+        main: Request[Any] | None = frame.initial if frame else None
+        return main
 
     @staticmethod
-    def current() -> Request | None:
+    def current() -> Request[Any] | None:
         """The request executing now: the main one or a sub-request (``Request::current()``)."""
-        from ..hmvc.context import current_frame
-
         frame = current_frame()
-        return frame.request if frame else None
+        now: Request[Any] | None = frame.request if frame else None
+        return now
 
     def is_initial(self) -> bool:
         """True for the main request of the App serving this context."""
         return self is Request.initial()
 
-    def client_ip(self, value: str = _MISSING) -> Any:
+    @overload
+    def client_ip(self) -> str | None: ...
+    @overload
+    def client_ip(self, value: str) -> Self: ...
+    def client_ip(self, value: str = _MISSING) -> str | Self | None:
         """The address of the client that sent the main request (Kohana's
         ``Request::$client_ip``); sub-requests report their main request's."""
         if value is not _MISSING:
             self._client_ip = value
             return self
-        ip: str | None = getattr(self, "_client_ip", None)
+        ip = self._client_ip
         if ip is None:
             main = Request.initial()
             if main is not None and main is not self:
-                ip = getattr(main, "_client_ip", None)
+                ip = main._client_ip
         return ip
 
     def is_ajax(self) -> bool:
@@ -518,28 +685,37 @@ class Request:
         return value is not None and value.lower() == "xmlhttprequest"
 
 
+def _resolve(request: Request[Any]) -> RequestClient[Any]:
+    if _resolver is None:
+        raise InvalidRequest("client", "no client given and no default client is registered")
+    return _resolver(request)
+
+
 class _Getter(NamedTuple):
     value: Any
+
+
+def _fields(field: str, store: dict[str, FieldValue] | None, key: Any, value: Any) -> Any:
+    """The new field dict for a setter call, or a _Getter for a getter call."""
+    if isinstance(key, Mapping):
+        store = dict(store) if store else {}
+        for k, v in key.items():
+            store_field(field, store, k, v)
+        return store
+    if not isinstance(key, str):
+        raise InvalidRequest(field, f"keys must be str, not {type(key).__name__}")
+    if value is _MISSING:
+        return _Getter(store.get(key) if store else None)
+    store = store if store is not None else {}
+    store_field(field, store, key, value)
+    return store
 
 
 def _new_fields(field: str, fields: Mapping[str, Any]) -> dict[str, FieldValue] | None:
     store: dict[str, FieldValue] = {}
     for key, value in fields.items():
-        _store_field(field, store, key, value)
+        store_field(field, store, key, value)
     return store or None
-
-
-def _store_field(field: str, store: dict[str, FieldValue], key: Any, value: Any) -> None:
-    if type(key) is not str or not key.isascii():
-        if not isinstance(key, str):
-            raise InvalidRequest(field, f"keys must be str, not {type(key).__name__}")
-        utf8(field, key)
-    if value is None:
-        store.pop(key, None)
-    elif type(value) is str and value.isascii():
-        store[key] = value  # the common case, checked inline
-    else:
-        store[key] = field_value(f"{field} {key!r}", value)
 
 
 def _copy_fields(fields: dict[str, FieldValue] | None) -> dict[str, FieldValue] | None:
@@ -559,3 +735,124 @@ def _cookie_value(name: str, value: Any) -> str:
     if ";" in value:
         raise InvalidRequest(f"cookie {name!r}", f"{value!r} contains ';'")
     return value
+
+
+# -- the Response ------------------------------------------------------------------------
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase of ``status`` ("" when there is none)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+class Response:
+    """An HTTP response.
+
+    ``body`` is bytes; assigning a str stores its UTF-8 encoding, and an object with a
+    ``render()`` method (such as a View) is rendered. ``text`` decodes with the charset
+    of ``Content-Type`` (UTF-8 when none), ``json()`` parses the body.
+    """
+
+    __slots__ = ("_body", "headers", "http_version", "reason", "request", "status", "transfer_info")
+
+    def __init__(
+        self,
+        status: int = 200,
+        headers: HeadersInput | Headers = None,
+        body: bytes | str | Any = b"",
+        *,
+        reason: str | None = None,
+        request: Request[Any] | None = None,
+        http_version: str = "HTTP/1.1",
+    ) -> None:
+        self.status = int(status)
+        self.reason = reason_phrase(self.status) if reason is None else reason
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self._body = b""
+        self.body = body
+        self.request = request
+        self.http_version = http_version
+        self.transfer_info: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status} {self.reason}]>"
+
+    @property
+    def body(self) -> bytes:
+        return self._body
+
+    @body.setter
+    def body(self, value: bytes | str | Any) -> None:
+        if isinstance(value, bytes):
+            self._body = value
+        elif isinstance(value, str):
+            self._body = value.encode("utf-8")
+        elif isinstance(value, bytearray | memoryview):
+            self._body = bytes(value)
+        elif callable(getattr(value, "render", None)):
+            self._body = str(value.render()).encode("utf-8")
+        else:
+            raise TypeError(f"body must be bytes, str or renderable, not {type(value).__name__}")
+
+    @property
+    def charset(self) -> str:
+        """The charset named in ``Content-Type``, or ``"utf-8"``."""
+        ctype = self.headers.get("content-type", "")
+        for part in ctype.split(";")[1:]:
+            key, _, value = part.strip().partition("=")
+            if key.lower() == "charset" and value:
+                return value.strip("\"'")
+        return "utf-8"
+
+    @property
+    def text(self) -> str:
+        """The body decoded with :attr:`charset` (undecodable bytes replaced)."""
+        try:
+            return self._body.decode(self.charset, errors="replace")
+        except LookupError:
+            return self._body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return _json.loads(self._body)
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """Cookies set by this response (``Set-Cookie``), name to value."""
+        out: dict[str, str] = {}
+        for header in self.headers.get_all("set-cookie"):
+            jar: SimpleCookie = SimpleCookie()
+            try:
+                jar.load(header)
+            except CookieError:
+                continue
+            for name, morsel in jar.items():
+                out[name] = morsel.value
+        return out
+
+    @property
+    def ok(self) -> bool:
+        """True for statuses below 400."""
+        return self.status < 400
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status in (301, 302, 303, 307, 308) and "location" in self.headers
+
+    def raise_for_status(self) -> Response:
+        """Raise :class:`~sendoff.HttpError` for a 4xx or 5xx status; else return self."""
+        if self.status >= 400:
+            raise HttpError(self, self.request)
+        return self
+
+
+class HttpError(SendoffError):
+    """A 4xx or 5xx response, raised by the ``HttpError`` subscriber and
+    :meth:`Response.raise_for_status`."""
+
+    def __init__(self, response: Response, request: Request[Any] | None = None) -> None:
+        self.response = response
+        self.request = request
+        where = f" for {request.method()} {request.url(redacted=True)}" if request else ""
+        super().__init__(f"HTTP {response.status} {response.reason}{where}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import add_request_options, build_request, command
 from ..clients.fire_and_forget import FireAndForget
+from .base import add_request_options, build_request, command
 
 
 def _fire_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ... import errors
-from ..tls import ssl_context
-from .base import CHUNK, Backend, Exchange
+from ..core import errors
+from .backend import Backend
+from .exchange import CHUNK, Exchange
+from .tls import ssl_context
 
 if TYPE_CHECKING:
-    from ...events.transaction import Transaction
-    from ...http.request import PreparedRequest
-    from ...http.response import Response
+    from ..events.lifecycle import Transaction
+    from ..http.models import PreparedRequest, Response
 
 
 class HttpxBackend(Backend):

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import pycurl
 
-from ... import errors
-from .base import Backend, Exchange
+from ..core import errors
+from .backend import Backend
+from .exchange import Exchange
 
 if TYPE_CHECKING:
-    from ...events.transaction import Transaction
-    from ...http.request import PreparedRequest
-    from ...http.response import Response
+    from ..events.lifecycle import Transaction
+    from ..http.models import PreparedRequest, Response
 
 _TIMEOUT = {28}
 _CONNECT = {5, 6, 7}

@@ -1,16 +1,35 @@
-"""The event emitter: priorities, ``once``, stop-propagation and subscribers (Guzzle's model)."""
+"""Events and their emitter: priorities, ``once``, stop-propagation and subscribers
+(Guzzle's model). It sits in the core because every request carries an emitter of its own."""
 
 from __future__ import annotations
 
 import itertools
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from .event import Event
 
-E = TypeVar("E", bound="Event")
+class Event:
+    """An event; listeners may stop its propagation to later listeners.
+
+    :attr:`name` is the name it was last emitted under (Guzzle passes it to listeners).
+    """
+
+    __slots__ = ("_stopped", "name")
+
+    def __init__(self) -> None:
+        self._stopped = False
+        self.name = ""
+
+    def stop_propagation(self) -> None:
+        """Listeners after this one are not called."""
+        self._stopped = True
+
+    def is_propagation_stopped(self) -> bool:
+        return self._stopped
+
+
+E = TypeVar("E", bound=Event)
 Listener = Callable[[Any], Any]
 Priority = int | Literal["first", "last"]
 

@@ -1,41 +1,23 @@
-"""What every External backend shares: the Backend interface and the body reader."""
+"""The response side of one exchange, the same for every transport: the Response built
+when the head is in, the body taken chunk by chunk, and the transfer info."""
 
 from __future__ import annotations
 
 import time
 import zlib
-from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
-from ..._logging import redact_url
-from ...errors import TransportError
-from ...http.headers import Headers
-from ...http.response import Response
+from ..core.errors import TransportError
+from ..core.log import redact_url
+from ..http.headers import Headers
+from ..http.models import Response
 
 if TYPE_CHECKING:
-    from ...events.transaction import Transaction
-    from ...http.request import PreparedRequest
+    from ..events.lifecycle import Transaction
+    from ..http.models import PreparedRequest
 
+#: Bytes read per chunk of a response body.
 CHUNK = 64 * 1024
-
-
-class Backend(ABC):
-    """One way of exchanging a prepared request (Kohana: PECL HTTP, cURL or streams)."""
-
-    name: str = ""
-
-    def __init__(self, *, verify: bool = True, ca_bundle: str | None = None) -> None:
-        self.verify = verify
-        self.ca_bundle = ca_bundle
-
-    @abstractmethod
-    def send(
-        self, prepared: PreparedRequest, timeout: float, txn: Transaction | None
-    ) -> Response:
-        """Send ``prepared`` and read the whole response; raise a TransportError."""
-
-    def close(self) -> None:  # noqa: B027 - optional for backends that pool nothing
-        """Release pooled connections."""
 
 
 class Exchange:

@@ -8,11 +8,7 @@ fire-and-forget requests are logged, counted and put on the receipt instead.
 from __future__ import annotations
 
 import builtins
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .http.request import Request
-    from .http.response import Response
+from typing import Any
 
 
 class SendoffError(Exception):
@@ -34,11 +30,9 @@ class TransportError(SendoffError):
         self,
         message: str,
         *,
-        request: Request | None = None,
         transfer_info: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
-        self.request = request
         self.transfer_info: dict[str, Any] = transfer_info if transfer_info is not None else {}
 
 
@@ -59,16 +53,6 @@ class TLSError(ConnectError):
 
 class ProtocolError(TransportError):
     """The server broke the HTTP protocol or closed the connection mid-response."""
-
-
-class HttpError(SendoffError):
-    """A 4xx or 5xx response, raised by the ``HttpError`` subscriber."""
-
-    def __init__(self, response: Response, request: Request | None = None) -> None:
-        self.response = response
-        self.request = request
-        where = f" for {request.method()} {request.url(redacted=True)}" if request else ""
-        super().__init__(f"HTTP {response.status} {response.reason}{where}")
 
 
 class TooManyTransitions(SendoffError):

@@ -9,15 +9,15 @@ from urllib3 import exceptions as u3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from ... import errors
-from ..tls import ssl_context
-from .base import CHUNK, Backend, Exchange
+from ..core import errors
+from .backend import Backend
+from .exchange import CHUNK, Exchange
 from .informational import FinalResponse
+from .tls import ssl_context
 
 if TYPE_CHECKING:
-    from ...events.transaction import Transaction
-    from ...http.request import PreparedRequest
-    from ...http.response import Response
+    from ..events.lifecycle import Transaction
+    from ..http.models import PreparedRequest, Response
 
 
 class Urllib3Backend(Backend):
