@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck imports pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,14 @@ lint: $(VENV)/.stamp-test
 typecheck: $(VENV)/.stamp-test
 	$(BIN)/mypy
 
+# the layers of pyproject.toml's [tool.importlinter]: every import points down
+imports: $(VENV)/.stamp-test
+	$(BIN)/lint-imports --no-cache
+
 pytest: $(VENV)/.stamp-test
 	$(BIN)/python -m pytest
 
-test: lint typecheck pytest
+test: lint typecheck imports pytest
 
 bench: $(VENV)/.stamp-bench
 	$(BIN)/python -m bench

@@ -132,14 +132,15 @@ def test_pipelined_requests_behind_a_close_are_resent_once(make_server):
     assert all(r.response is not None for r in receipts), [r.error for r in receipts]
     counts = Counter(rec.path for rec in srv.received)
     assert set(counts) == {f"/q/{i}" for i in range(50)}
-    # the server read the requests pipelined behind its fifth answer but closed without
-    # answering them (as it announced): those were sent once more (and so were those it
-    # had not even read yet)
+    # the requests pipelined behind the fifth answer, which announced the close, were sent
+    # again once (a server may have read them before closing, never more than that), and
+    # the origin got no more pipelining after it
     twice = [path for path, n in counts.items() if n == 2]
-    assert max(counts.values()) == 2
+    assert max(counts.values()) <= 2
     counters = origin_stats(srv.url())
     assert counters["delivered"] == 50
-    assert counters["retried"] >= len(twice) > 0
+    assert counters["retried"] >= len(twice)
+    assert counters["retried"] > 0
 
 
 def test_server_dropping_a_fresh_connection_fails_without_resending(make_server, client, caplog):

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from ..delivery.engine import COUNTERS, get_engine
+from ..delivery.engine import Engine, get_engine
 from ..delivery.inline import send_inline
+from ..delivery.pool import COUNTERS
 from ..delivery.process import Helper, helper_for
 from ..delivery.receipt import Receipt, settled
 from ..delivery.sender import OnFull, Sender, Settings
@@ -40,16 +41,23 @@ ON_FULL: tuple[str, ...] = get_args(OnFull)
 class FireAndForget(Client[Receipt]):
     """Sends requests without waiting for them; ``execute()`` returns a Receipt at once.
 
-    ``timeout`` bounds the connect and each wait for response bytes (per request with
-    ``request.timeout()``). ``max_queue`` bounds the requests waiting for a connection;
-    when it is full, ``on_full`` drops the request (``"drop"``, counted and logged once per
-    burst), makes the caller wait for room up to ``timeout`` (``"block"``), or raises
-    :class:`~sendoff.QueueFull` (``"raise"``). TLS is verified unless ``verify=False``;
-    ``ca_bundle`` names a PEM file of trusted CAs. ``connections_per_origin`` keep-alive
-    connections are used per scheme/host/port, each carrying up to ``pipeline`` requests
-    at once (HTTP/1.1 pipelining is opt-in). Requests whose connection could not be opened
+    ``timeout`` bounds the connect and each wait for response bytes; ``deadline``
+    (default twice ``timeout``) bounds the whole exchange once a connection takes the
+    request; a request may set either for itself (``request.timeout()``,
+    ``request.deadline()``). ``max_queue`` bounds the requests waiting for a connection;
+    when it is full, ``on_full`` drops the request (``"drop"``, counted, and logged at most
+    once per 10 s per origin with the count), makes the caller wait for room up to
+    ``timeout`` (``"block"``), or raises :class:`~sendoff.QueueFull` (``"raise"``). TLS is
+    verified unless ``verify=False``; ``ca_bundle`` names a PEM file of trusted CAs.
+    ``connections_per_origin`` keep-alive connections are used per scheme/host/port;
+    ``pipeline`` > 1 lets each carry that many requests at once (HTTP/1.1 pipelining,
+    opt-in, used only where it is safe). Requests whose connection could not be opened
     are retried ``retries`` times with exponential backoff (they never reached the
-    server). At interpreter exit the queue drains for at most ``exit_timeout`` seconds.
+    server). A response head larger than ``max_response_head`` bytes, or a body larger
+    than ``max_response_body`` bytes that somebody will read, ends the request with a
+    :class:`~sendoff.ProtocolError`; the body of a response nobody will read (its receipt
+    was dropped and no listener waits) is not kept. At interpreter exit the queue drains
+    for at most ``exit_timeout`` seconds.
     """
 
     def __init__(
@@ -64,7 +72,10 @@ class FireAndForget(Client[Receipt]):
         pipeline: int = 1,
         retries: int = 2,
         *,
+        deadline: float | None = None,
         exit_timeout: float = 5.0,
+        max_response_head: int = 64 * 1024,
+        max_response_body: int = 1024 * 1024,
     ) -> None:
         super().__init__(timeout=timeout)
         if mode not in MODES:
@@ -76,15 +87,21 @@ class FireAndForget(Client[Receipt]):
             ("connections_per_origin", connections_per_origin, 1),
             ("pipeline", pipeline, 1),
             ("retries", retries, 0),
+            ("max_response_head", max_response_head, 1024),
+            ("max_response_body", max_response_body, 0),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"{name} must be an int >= {least}, not {value!r}")
         if not isinstance(exit_timeout, int | float) or exit_timeout < 0:
             raise ValueError(f"exit_timeout must be a number of seconds >= 0, not {exit_timeout!r}")
+        if deadline is not None and (not isinstance(deadline, int | float) or deadline <= 0):
+            raise ValueError(f"deadline must be a positive number of seconds, not {deadline!r}")
         self.mode = mode
         self.verify = verify
         self.ca_bundle = ca_bundle
-        self.settings: Settings = Settings(
+        #: the default bound on a whole exchange, in seconds
+        self.deadline = float(deadline) if deadline is not None else 2 * self.timeout
+        self.settings = Settings(
             verify=verify,
             ca_bundle=ca_bundle,
             connections_per_origin=connections_per_origin,
@@ -93,7 +110,10 @@ class FireAndForget(Client[Receipt]):
             on_full=on_full,
             retries=retries,
             exit_timeout=float(exit_timeout),
+            max_response_head=max_response_head,
+            max_response_body=max_response_body,
         )
+        self._engine: Engine | None = None
         self._sender: Sender | None = None
         self._helper: Helper | None = None
         self._submit = {
@@ -102,7 +122,7 @@ class FireAndForget(Client[Receipt]):
             "process": self._submit_process,
         }[mode]
         if mode == "background":
-            self._make_sender()  # imports and sets up the engine; its thread waits for a fire
+            self._make_sender()  # sets up the engine; its thread waits for the first fire
 
     def __repr__(self) -> str:
         return f"<FireAndForget mode={self.mode} timeout={self.timeout}>"
@@ -117,7 +137,12 @@ class FireAndForget(Client[Receipt]):
         if self.listened(request):
             return self._execute_with_events(request)
         prepared = request.prepare()
-        return self._submit(prepared.url, prepared.wire(), request.timeout() or self.timeout)
+        return self._submit(
+            prepared.url,
+            prepared.wire(),
+            request.timeout() or self.timeout,
+            request.deadline() or self.deadline,
+        )
 
     def fire(
         self,
@@ -140,7 +165,7 @@ class FireAndForget(Client[Receipt]):
         ):
             fast = fire_wire(method, url, params, data, json, headers)
             if fast is not None:
-                return self._submit(fast[0], fast[1], timeout or self.timeout)
+                return self._submit(fast[0], fast[1], timeout or self.timeout, self.deadline)
         return self.execute(build_request(method, url, params, data, json, headers, timeout))
 
     def _execute_with_events(self, request: Request[Any]) -> Receipt:
@@ -150,12 +175,13 @@ class FireAndForget(Client[Receipt]):
         prepared = txn.request.prepare()
         wire = prepared.wire()
         timeout = txn.request.timeout() or self.timeout
+        limit = txn.request.deadline() or self.deadline
         if self.mode != "background":  # no engine reads a response: only `before` applies
-            receipt = self._submit(prepared.url, wire, timeout)
+            receipt = self._submit(prepared.url, wire, timeout, limit)
             receipt.attach(txn, prepared)
             return receipt
         sender = self._sender or self._make_sender()
-        return sender.submit(prepared.url, wire, timeout, txn, prepared)
+        return sender.submit(prepared.url, wire, timeout, limit, txn, prepared)
 
     def _ended_early(self, txn: Transaction) -> Receipt:
         request = txn.request
@@ -165,46 +191,41 @@ class FireAndForget(Client[Receipt]):
         receipt.attach(txn, None)
         if request.is_external() and self.mode == "background":
             sender = self._sender or self._make_sender()
-            engine = sender.engine
-            engine.post(
-                engine.count_outcome,
-                sender.pool_for(request.parsed_url),
-                error,
-                request.method(),
-                request.url(redacted=True),
-            )
+            wire = f"{request.method()} {request.parsed_url.path} HTTP/1.1\r\n\r\n".encode()
+            sender.ended_early(request.parsed_url, wire, response, error)
         return receipt
 
-    def _submit_background(self, url: URL, wire: bytes, timeout: float) -> Receipt:
+    def _submit_background(self, url: URL, wire: bytes, timeout: float, limit: float) -> Receipt:
         sender = self._sender or self._make_sender()
-        return sender.submit(url, wire, timeout)
+        return sender.submit(url, wire, timeout, limit)
 
-    def _submit_inline(self, url: URL, wire: bytes, timeout: float) -> Receipt:
+    def _submit_inline(self, url: URL, wire: bytes, timeout: float, limit: float) -> Receipt:
         return send_inline(url, wire, timeout, self.verify, self.ca_bundle)
 
-    def _submit_process(self, url: URL, wire: bytes, timeout: float) -> Receipt:
+    def _submit_process(self, url: URL, wire: bytes, timeout: float, limit: float) -> Receipt:
         if self._helper is None:
             self._helper = helper_for(self.settings)
-        return self._helper.send(url, wire, timeout)
+        return self._helper.send(url, wire, timeout, limit)
 
     def _make_sender(self) -> Sender:
-        self._sender = get_engine().sender(self.settings)
+        self._engine = get_engine()
+        self._sender = self._engine.sender(self.settings)
         return self._sender
 
     # -- draining and counters -------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every request queued through this client's settings has ended
         (delivered, failed or dropped); False if ``timeout`` seconds passed first."""
-        if self.mode != "background" or self._sender is None:
+        if self.mode != "background" or self._sender is None or self._engine is None:
             return True
-        return self._sender.engine.flush([self._sender], timeout)
+        return get_engine().flush([self._sender], timeout)
 
     def stats(self) -> dict[str, Any]:
         """Counters of this client's settings, per origin (see :func:`sendoff.stats`)."""
         if self._sender is None:
             return {**dict.fromkeys(COUNTERS, 0), "abandoned": 0, "origins": {}}
         counters = self._sender.counters()
-        totals = dict.fromkeys(COUNTERS, 0)
+        totals = dict(counters.pop("retired"))
         for values in counters["origins"].values():
             for key, value in values.items():
                 totals[key] += value

@@ -1,8 +1,15 @@
-"""One non-blocking HTTP/1.1 connection of the engine: connect, TLS, write, parse.
+"""One non-blocking HTTP/1.1 connection: connect, TLS, write, parse.
 
-Everything here runs on the engine thread. Responses are parsed with httptools (llhttp):
-content-length, chunked and close-delimited bodies, 1xx interim responses (skipped),
-and bodiless answers (HEAD, 204, 304).
+Responses are parsed with httptools (llhttp): content-length, chunked and
+close-delimited bodies, 1xx interim responses (skipped), and bodiless answers (HEAD,
+204, 304). A connection knows no pool and no reactor: it reports to its owner through
+:class:`ConnectionOwner` and asks its loop for polling through :class:`Loop`.
+
+Every exchange ends in bounded time and memory: ``timeout`` bounds the connect and
+each wait for bytes, the job's ``expires`` bounds the whole exchange, the response head
+and a body somebody will read are capped (:class:`Limits`), and a body nobody will read
+is counted and dropped as it streams. A response cut off before its end is a
+:class:`~sendoff.ProtocolError`, never an answer.
 """
 
 from __future__ import annotations
@@ -11,23 +18,66 @@ import errno
 import socket
 import ssl
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple, Protocol
 
 import httptools
 
 from ..core import errors
 from ..transports.exchange import Exchange
-from .poller import READ, WRITE
-from .receipt import RESENT
+from .job import RESENT, Answer, Job
 
-if TYPE_CHECKING:
-    from .engine import Engine
-    from .pool import Pool
-    from .receipt import Receipt
-
-RESOLVING, CONNECTING, HANDSHAKING, OPEN, CLOSED = range(5)
+READ = 0x001  # select.POLLIN / EPOLLIN
+WRITE = 0x004  # select.POLLOUT / EPOLLOUT
+CONNECTING, HANDSHAKING, OPEN, CLOSED = range(4)
 RECV_SIZE = 64 * 1024  # larger reads cost an mmap per call
 _NOT_YET = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+#: Default caps: bytes of a response's status line and headers, and of a body somebody
+#: will read (a body nobody reads is not kept, whatever its size).
+MAX_HEAD = 64 * 1024
+MAX_BODY = 1024 * 1024
+
+
+class Limits(NamedTuple):
+    """Caps on what one response may hold in memory."""
+
+    head: int = MAX_HEAD
+    body: int = MAX_BODY
+
+
+class Loop(Protocol):
+    """What a connection needs of the loop that polls it."""
+
+    now: float
+    sweep_at: float
+
+    def watch(self, fd: int, handler: Any, events: int) -> None: ...
+
+    def unwatch(self, fd: int) -> None: ...
+
+
+class ConnectionOwner(Protocol):
+    """What a connection reports, and to whom (its pool)."""
+
+    def opened(self, conn: Connection) -> None:
+        """Connected (and TLS done): it can take jobs."""
+
+    def answered(self, conn: Connection, job: Job, answer: Answer) -> None:
+        """A whole response arrived for ``job``."""
+
+    def lost(
+        self,
+        conn: Connection,
+        failed: list[tuple[Job, BaseException]],
+        resend: list[Job],
+        connecting: bool,
+    ) -> None:
+        """The connection ended with jobs unanswered: ``failed`` end with their error,
+        ``resend`` saw not one byte of their response and may be sent again;
+        ``connecting`` says it never opened."""
+
+    def closed(self, conn: Connection) -> None:
+        """The connection is closed and forgets its owner."""
 
 
 class _HeadDone(Exception):
@@ -35,63 +85,106 @@ class _HeadDone(Exception):
 
 
 class Connection:
-    """A keep-alive connection to one origin, carrying up to ``pool.pipeline`` requests."""
+    """A keep-alive connection to one origin, carrying one request at a time or, once the
+    server has shown it keeps connections, several pipelined."""
 
     __slots__ = (
         "_body",
+        "_body_size",
         "_exchange",
+        "_head_done",
+        "_head_size",
         "_headers",
+        "_keep",
         "_reason",
         "addresses",
         "closing",
         "deadline",
-        "engine",
         "fd",
-        "first",
+        "host",
+        "idle_timeout",
         "inflight",
+        "label",
+        "last_blocks",
+        "limits",
+        "loop",
         "out",
+        "owner",
         "parser",
-        "pool",
+        "port",
         "responding",
         "served",
         "sock",
+        "ssl_context",
         "state",
+        "timeout",
         "wants",
     )
 
-    def __init__(self, pool: Pool, first: list[Receipt]) -> None:
-        self.pool = pool
-        self.engine: Engine = pool.engine
-        self.first = first  # the requests this connection was opened for, sent once it is
-        self.inflight: deque[Receipt] = deque()
+    def __init__(
+        self,
+        owner: ConnectionOwner,
+        loop: Loop,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        limits: Limits,
+        idle_timeout: float,
+        label: str = "",
+    ) -> None:
+        self.owner = owner
+        self.loop = loop
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self.limits = limits
+        self.idle_timeout = idle_timeout
+        self.label = label or f"{host}:{port}"
+        self.inflight: deque[Job] = deque()
         self.sock: Any = None
         self.fd = -1
-        self.state = RESOLVING
+        self.state = CONNECTING
         self.parser: Any = None
         self.out = b""
         self.wants = 0
         self.served = 0
-        self.responding = False
-        self.closing = False
-        self._expect(first[0].timeout)
+        self.responding = False  # a byte of the current response has arrived
+        self.closing = False  # the server or a request ends the connection after this answer
+        self.last_blocks = False  # the last job sent may have nothing pipelined behind it
+        self.timeout = 0.0
+        self.deadline = float("inf")
         self.addresses: list[tuple[Any, ...]] = []
-        self._reset_message()
+        self._reason = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._head_size = 0
+        self._head_done = False
+        self._keep = True
+        self._exchange: Exchange | None = None
 
     def __repr__(self) -> str:
-        return f"<Connection {self.pool.label} fd={self.fd} state={self.state}>"
+        return f"<Connection {self.label} fd={self.fd} state={self.state}>"
 
     # -- opening ----------------------------------------------------------------------------
-    def connect(self, addresses: list[tuple[Any, ...]]) -> None:
-        """Start a non-blocking connect to the first of ``addresses`` (getaddrinfo tuples)."""
+    def connect(self, addresses: list[tuple[Any, ...]], first: Job, blocks: bool = False) -> None:
+        """Start a non-blocking connect to the first of ``addresses`` (getaddrinfo tuples),
+        trying the next on failure, for ``first``, which is written once it is open.
+        ``first``'s timeout bounds the connect, and so does its deadline."""
         self.addresses = list(addresses)
+        now = self.loop.now
+        first.expires = now + first.limit
+        self.timeout = first.timeout
+        self.inflight.append(first)
+        self.last_blocks = blocks
+        self._set_deadline(min(now + first.timeout, first.expires))
         self._connect_next(None)
 
     def _connect_next(self, last_error: BaseException | None) -> None:
         if self.sock is not None:
             self._drop_socket()
         if not self.addresses:
-            reason = last_error or "no address to connect to"
-            self.fail_connect(errors.ConnectError, reason)
+            self._lost_connecting(errors.ConnectError, last_error or "no address to connect to")
             return
         family, socktype, proto, _, address = self.addresses.pop(0)
         try:
@@ -108,23 +201,22 @@ class Connection:
         if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
             self._connect_next(OSError(code, errno.errorcode.get(code, str(code))))
             return
-        self.engine.watch(self, WRITE)
+        self._want(WRITE)
 
     def _connected(self) -> None:
         code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
             self._connect_next(OSError(code, errno.errorcode.get(code, str(code))))
             return
-        context = self.pool.ssl_context
-        if context is None:
+        if self.ssl_context is None:
             self._opened()
             return
         try:  # the TLS socket keeps the descriptor, so the poller keeps watching it
-            self.sock = context.wrap_socket(
-                self.sock, server_hostname=self.pool.host, do_handshake_on_connect=False
+            self.sock = self.ssl_context.wrap_socket(
+                self.sock, server_hostname=self.host, do_handshake_on_connect=False
             )
         except (ssl.SSLError, OSError, ValueError) as exc:
-            self.fail_connect(errors.TLSError, exc)
+            self._lost_connecting(errors.TLSError, exc)
             return
         self.state = HANDSHAKING
         self._handshake()
@@ -137,9 +229,9 @@ class Connection:
         except ssl.SSLWantWriteError:
             self._want(WRITE)
         except ssl.SSLError as exc:
-            self.fail_connect(errors.TLSError, exc)
+            self._lost_connecting(errors.TLSError, exc)
         except OSError as exc:
-            self.fail_connect(errors.ConnectError, exc)
+            self._lost_connecting(errors.ConnectError, exc)
         else:
             self._opened()
 
@@ -147,27 +239,34 @@ class Connection:
         self.state = OPEN
         self.parser = httptools.HttpResponseParser(self)
         self._want(READ)
-        first, self.first = self.first, []
-        self.pool.opened(self, first)
-
-    def fail_connect(self, cls: type[errors.TransportError], reason: object) -> None:
-        """The connection could not be opened: fail the request that asked for it."""
-        first, self.first = self.first, []
-        self.close()
-        for item in first:
-            self.engine.fail(item, self.engine.error(item, cls, reason), connect_phase=True)
+        first = self.inflight[0]
+        self._set_deadline(min(self.loop.now + first.timeout, first.expires))
+        self._write(first.wire)
+        if self.state == OPEN:
+            self.owner.opened(self)
 
     # -- writing ----------------------------------------------------------------------------
-    def send(self, items: list[Receipt]) -> None:
-        """Write ``items`` (already taken from the queue) behind what is in flight."""
-        if not self.inflight:
-            self._expect(items[0].timeout)
-        self.inflight.extend(items)
-        data = items[0].wire if len(items) == 1 else b"".join(i.wire for i in items)
+    def accepts(self) -> bool:
+        """True if a job may be written now (pipelined behind those in flight only once
+        the server has answered one with keep-alive on this connection)."""
+        if self.state != OPEN or self.closing or self.last_blocks:
+            return False
+        return not self.inflight or self.served > 0
+
+    def send(self, job: Job, blocks: bool = False) -> None:
+        """Write ``job`` behind what is in flight; ``blocks`` says nothing may follow it
+        on this connection (HEAD, HTTP/1.0, ``Connection: close``)."""
+        inflight = self.inflight
+        job.expires = self.loop.now + job.limit
+        if not inflight:
+            self.timeout = job.timeout
+            self._set_deadline(min(self.loop.now + job.timeout, job.expires))
+        inflight.append(job)
+        self.last_blocks = blocks
         if self.out:
-            self.out += data
+            self.out += job.wire
             return
-        self._write(data)
+        self._write(job.wire)
 
     def _write(self, data: bytes) -> None:
         try:
@@ -175,7 +274,7 @@ class Connection:
         except _NOT_YET:
             sent = 0
         except OSError as exc:
-            self.lost(exc)
+            self._lost(errors.ProtocolError, f"connection lost ({exc})", resend=True)
             return
         if sent < len(data):
             self.out = data[sent:]
@@ -184,7 +283,7 @@ class Connection:
             self.out = b""
             self._want(READ)
 
-    # -- events from the poller -------------------------------------------------------------
+    # -- events from the loop ---------------------------------------------------------------
     def on_event(self, events: int) -> None:
         state = self.state
         if state == OPEN:
@@ -197,11 +296,31 @@ class Connection:
         elif state == HANDSHAKING:
             self._handshake()
 
+    def expired(self, now: float) -> None:
+        """The deadline passed: connecting, waiting for bytes, or idle too long."""
+        if self.state in (CONNECTING, HANDSHAKING):
+            self._lost_connecting(errors.TimeoutError, "timed out connecting")
+        elif self.inflight:
+            if now >= self.inflight[0].expires:
+                reason = "the response did not complete within the request's deadline"
+            else:
+                reason = "timed out waiting for the response"
+            self._lost(errors.TimeoutError, reason, resend=False)
+        else:
+            self.close()
+
+    def on_failure(self, error: BaseException) -> None:
+        """A bug surfaced while handling this connection: end what it carries."""
+        if self.state in (CONNECTING, HANDSHAKING):
+            self._lost_connecting(errors.ProtocolError, f"internal error: {error!r}")
+        else:
+            self._lost(errors.ProtocolError, f"internal error: {error!r}", resend=False)
+
     def _read(self) -> None:
         sock = self.sock
         try:
             data = sock.recv(RECV_SIZE)
-            if self.pool.ssl_context is not None:
+            if self.ssl_context is not None:
                 while sock.pending():
                     data += sock.recv(RECV_SIZE)
         except _NOT_YET:
@@ -209,57 +328,100 @@ class Connection:
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             data = b""
         except OSError as exc:
-            self.lost(exc)
+            self._lost(errors.ProtocolError, f"connection lost ({exc})", resend=True)
             return
         if not data:
             self._eof()
             return
-        if self.inflight:
-            self.deadline = self.engine.now + self.inflight[0].timeout
-        else:  # bytes nobody asked for: the server is confused, stop using this connection
+        inflight = self.inflight
+        if not inflight:  # bytes nobody asked for: the server is confused
             self.close()
             return
+        head = inflight[0]
+        self._set_deadline(min(self.loop.now + self.timeout, head.expires))
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
-            if not isinstance(exc.__context__, _HeadDone):
-                raise
-            self.parser = httptools.HttpResponseParser(self)
+            cause = exc.__context__
+            if isinstance(cause, _HeadDone):
+                self.close_after_answer()
+                return
+            if isinstance(cause, errors.TransportError):  # a cap was exceeded
+                self._lost(type(cause), str(cause), resend=False)
+                return
+            listener = self._exchange.listener_error if self._exchange is not None else None
+            if listener is not None and cause is listener:
+                self._lost_with(listener)
+                return
+            raise
         except httptools.HttpParserUpgrade:
-            self.abort(errors.ProtocolError, "the server switched protocols", resend=False)
+            self._lost(errors.ProtocolError, "the server switched protocols", resend=False)
             return
         except httptools.HttpParserError as exc:
-            self.abort(errors.ProtocolError, f"invalid response: {exc}", resend=False)
+            self._lost(errors.ProtocolError, f"invalid response: {exc}", resend=False)
             return
-        if self.closing:
-            self.abort(errors.ProtocolError, "the server closed the connection", resend=True)
-        elif len(self.inflight) < self.pool.pipeline:
-            self.pool.refill(self)
+        if self.state != OPEN:
+            return
+        if self._head_done or not self.responding:
+            self._head_size = 0
+        else:  # still in a response's head: bound what the parser buffers for it
+            self._head_size += len(data)
+            if self._head_size > self.limits.head:
+                self._lost(
+                    errors.ProtocolError,
+                    f"the response head exceeds {self.limits.head} bytes",
+                    resend=False,
+                )
+                return
+        if self.closing and not self.responding:
+            self.close_after_answer()
+
+    def close_after_answer(self) -> None:
+        """The last answer said the connection ends: requests pipelined behind it were
+        never read by the server, so they may be sent again; then close."""
+        if self.inflight:
+            self._lost(
+                errors.ProtocolError,
+                "the server closed the connection after an earlier response",
+                resend=True,
+            )
+        else:
+            self.close()
 
     def _eof(self) -> None:
-        if self.responding and self._exchange is None and self._is_close_delimited():
+        if self.responding and self._head_done and self._is_close_delimited():
             self.on_message_complete()  # the body ran until the server closed
-        self.abort(
-            errors.ProtocolError, "the server closed the connection before the response",
-            resend=True,
-        )
+            if not self.inflight:
+                self.close()
+                return
+        if self.responding:
+            self._lost(
+                errors.ProtocolError, "the response was cut off by the server", resend=False
+            )
+        else:
+            self._lost(
+                errors.ProtocolError,
+                "the server closed the connection before the response",
+                resend=True,
+            )
 
     def _is_close_delimited(self) -> bool:
-        if self.parser is None or self.parser.get_status_code() < 200 or not self.inflight:
+        if self.parser is None or self.parser.get_status_code() < 200:
             return False
         names = {k.lower() for k, _ in self._headers}
         return b"content-length" not in names and b"transfer-encoding" not in names
 
     # -- httptools callbacks ----------------------------------------------------------------
-    def _reset_message(self) -> None:
-        self._reason = b""
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._body: list[bytes] = []
-        self._exchange: Exchange | None = None
-
     def on_message_begin(self) -> None:
         self.responding = True
-        self._reset_message()
+        self._reason = b""
+        self._headers = []
+        self._body = []
+        self._body_size = 0
+        self._head_size = 0
+        self._head_done = False
+        self._keep = True
+        self._exchange = None
 
     def on_status(self, reason: bytes) -> None:
         self._reason = reason
@@ -271,25 +433,37 @@ class Connection:
         status = self.parser.get_status_code()
         if status < 200:
             return
-        item = self.inflight[0]
-        if item.txn is not None:
-            assert item.prepared is not None
-            exchange = self._exchange = Exchange("engine", item.prepared, item.txn)
+        self._head_done = True
+        job = self.inflight[0]
+        txn = job.txn
+        if txn is not None:
+            assert job.prepared is not None
+            exchange = self._exchange = Exchange("engine", job.prepared, txn)
             exchange.head(
                 status,
                 self._reason.decode("latin-1"),
                 [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._headers],
                 "HTTP/" + self.parser.get_http_version(),
             )
-        if item.wire.startswith(b"HEAD "):
+        else:
+            self._keep = job.wanted()
+        if job.head:
             self.on_message_complete()
             raise _HeadDone
 
     def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
         if self._exchange is not None:
+            if self._body_size > self.limits.body:
+                raise self._too_big()
             self._exchange.feed(body)
-        else:
+        elif self._keep:
+            if self._body_size > self.limits.body:
+                raise self._too_big()
             self._body.append(body)
+
+    def _too_big(self) -> errors.ProtocolError:
+        return errors.ProtocolError(f"the response body exceeds {self.limits.body} bytes")
 
     def on_message_complete(self) -> None:
         parser = self.parser
@@ -297,94 +471,113 @@ class Connection:
         if status < 200 or not self.responding:
             return  # an interim 1xx answer; the real one follows
         self.responding = False
-        item = self.inflight.popleft()
+        job = self.inflight.popleft()
         self.served += 1
-        if not parser.should_keep_alive():
+        if job.head or not parser.should_keep_alive() or job.closes():
             self.closing = True
         exchange = self._exchange
+        answer: Answer
         if exchange is not None:
-            self.engine.complete(item, exchange.finish(self.peer()))
-        else:
+            answer = exchange.finish(self.peer())
+        elif self._keep:
             body = self._body
-            self.engine.complete(
-                item,
-                (
-                    status,
-                    self._reason,
-                    self._headers,
-                    body[0] if len(body) == 1 else b"".join(body),
-                    "HTTP/" + parser.get_http_version(),
-                ),
+            answer = (
+                status,
+                self._reason,
+                self._headers,
+                body[0] if len(body) == 1 else b"".join(body),
+                "HTTP/" + parser.get_http_version(),
             )
-        self._expect(self.inflight[0].timeout if self.inflight else self.pool.idle_timeout)
-
-    def _expect(self, seconds: float) -> None:
-        """Set the deadline for the next byte (or, idle, for closing) ``seconds`` ahead."""
-        engine = self.engine
-        deadline = self.deadline = engine.now + seconds
-        if deadline < engine.sweep_at:
-            engine.sweep_at = deadline
+        else:
+            answer = (status, b"", [], b"", "")
+        if self.inflight:
+            following = self.inflight[0]
+            self.timeout = following.timeout
+            self._set_deadline(min(self.loop.now + following.timeout, following.expires))
+        else:
+            self.last_blocks = False
+            self._set_deadline(self.loop.now + self.idle_timeout)
+        self.owner.answered(self, job, answer)
 
     def peer(self) -> Any:
         try:
             return self.sock.getpeername()[:2]
-        except OSError:
+        except (OSError, AttributeError):
             return None
 
     # -- endings ----------------------------------------------------------------------------
-    def timed_out(self) -> None:
-        """The deadline passed: connecting, waiting for a response, or idle too long."""
-        if self.state in (RESOLVING, CONNECTING, HANDSHAKING):
-            self.fail_connect(errors.TimeoutError, "timed out connecting")
-        elif self.inflight:
-            self.abort(errors.TimeoutError, "timed out waiting for the response", resend=False)
-        else:
-            self.close()
+    def _lost_connecting(self, cls: type[errors.TransportError], reason: object) -> None:
+        jobs = list(self.inflight)
+        self.inflight.clear()
+        self.close(report=False)
+        failed: list[tuple[Job, BaseException]] = [(job, job.error(cls, reason)) for job in jobs]
+        self.owner.lost(self, failed, [], True)
+        self.owner.closed(self)
 
-    def lost(self, exc: BaseException) -> None:
-        """A send or receive failed: the connection is gone."""
-        if self.state != OPEN:
-            self.fail_connect(errors.ConnectError, exc)
-        else:
-            self.abort(errors.ProtocolError, f"connection lost ({exc})", resend=True)
+    def _lost(self, cls: type[errors.TransportError], reason: object, *, resend: bool) -> None:
+        """Close and end what is in flight.
 
-    def abort(self, cls: type[errors.TransportError], reason: object, *, resend: bool) -> None:
-        """Close and settle what is in flight.
-
-        With ``resend`` (the server closed or reset the connection), a request that saw
-        no byte of its response goes back to the queue once, if this connection had
-        already carried a request before it: a reused keep-alive connection the server
-        closed under us. Everything else fails with ``cls(reason)``.
+        With ``resend`` (the server closed or reset the connection), a job that saw no
+        byte of its response goes back once, if this connection had already carried a
+        request before it (a reused keep-alive connection the server closed under us) or
+        it was pipelined behind another. Everything else fails with ``cls(reason)``.
         """
-        items = list(self.inflight)
+        jobs = list(self.inflight)
         self.inflight.clear()
         responding, served = self.responding, self.served
-        self.close()
-        engine = self.engine
-        again = []
-        for index, item in enumerate(items):
-            fresh = served == 0 and index == 0
+        self.close(report=False)
+        again: list[Job] = []
+        failed: list[tuple[Job, BaseException]] = []
+        for index, job in enumerate(jobs):
+            first_ever = served == 0 and index == 0
             answered = index == 0 and responding
-            if resend and not answered and not fresh and not item.tries & RESENT:
-                item.tries |= RESENT
-                again.append(item)
+            if resend and not answered and not first_ever and not job.tries & RESENT:
+                again.append(job)
             else:
-                engine.fail(item, engine.error(item, cls, reason))
-        if again:  # on a new connection: the pool's other idle ones may be stale too
-            self.pool.open(again, resent=True)
+                failed.append((job, job.error(cls, reason)))
+        self.owner.lost(self, failed, again, False)
+        self.owner.closed(self)
 
-    def close(self) -> None:
-        """Close the socket (without settling anything) and leave the pool."""
+    def _lost_with(self, error: BaseException) -> None:
+        """A listener of the head job raised: that job ends with its error."""
+        jobs = list(self.inflight)
+        self.inflight.clear()
+        self.close(report=False)
+        failed: list[tuple[Job, BaseException]] = [(jobs[0], error)]
+        again = [job for job in jobs[1:] if not job.tries & RESENT]
+        failed += [
+            (job, job.error(errors.ProtocolError, error)) for job in jobs[1:] if job.tries & RESENT
+        ]
+        self.owner.lost(self, failed, again, False)
+        self.owner.closed(self)
+
+    def close(self, *, report: bool = True) -> None:
+        """Close the socket (without ending what is in flight) and leave the owner."""
         if self.state == CLOSED:
             return
         self.state = CLOSED
         self.parser = None
+        self.deadline = float("inf")
         if self.sock is not None:
             self._drop_socket()
-        self.pool.closed(self)
+        if report:
+            self.owner.closed(self)
+
+    def forget(self) -> None:
+        """In a forked child: close the inherited socket without a word to the peer (the
+        parent still uses the connection) and drop the jobs (the parent's)."""
+        self.inflight.clear()
+        if self.sock is not None:
+            try:
+                self.sock.close()  # no shutdown(): that would cut the parent's connection
+            except OSError:
+                pass
+        self.sock, self.state, self.wants, self.fd = None, CLOSED, 0, -1
 
     def _drop_socket(self) -> None:
-        self.engine.unwatch(self)
+        if self.wants:
+            self.loop.unwatch(self.fd)
+            self.wants = 0
         try:
             self.sock.close()
         except OSError:
@@ -394,4 +587,11 @@ class Connection:
 
     def _want(self, events: int) -> None:
         if events != self.wants:
-            self.engine.watch(self, events)
+            self.loop.watch(self.fd, self, events)
+            self.wants = events
+
+    def _set_deadline(self, deadline: float) -> None:
+        self.deadline = deadline
+        loop = self.loop
+        if deadline < loop.sweep_at:
+            loop.sweep_at = deadline

@@ -1,48 +1,40 @@
-"""The delivery engine: one background thread per process running a non-blocking loop.
+"""The engine: the process's one delivery loop, and the owner of every sender and pool.
 
-The thread starts at the first fire (never at import). It polls every connection of
-every pool, settles receipts, runs the lifecycle listeners of requests that have them
-(``complete``, ``error``, ``end``: on this thread), retries, times out, and closes idle
-connections. Callers never wait for it: they append to a pool's queue and write one byte
-to its wake-up pipe only when it sleeps with a connection free.
+Ownership is a tree, as in urllib3 (PoolManager -> pool -> connection): the engine runs
+a :class:`~.reactor.Reactor` (poll, timers, wake-up; no HTTP) and owns the senders;
+each sender's per-origin :class:`~.pool.Pool` owns its queue, counters and connections;
+each :class:`~.connection.Connection` reports to its pool. Callers only append to a
+sender's inbox; once per loop iteration the engine sorts the inboxes into the pools.
 
-At interpreter exit the queue drains for at most ``exit_timeout`` seconds and what is
-left is reported. After ``os.fork()`` the child gets an engine of its own; the parent's
-queued requests stay with the parent, which sends them.
+The thread starts at the first fire (never at import). At interpreter exit the queue
+drains for at most ``exit_timeout`` seconds and what is left is reported. After
+``os.fork()`` the child gets an engine of its own; the parent's queued requests stay with
+the parent, which sends them.
 """
 
 from __future__ import annotations
 
 import atexit
-import heapq
-import itertools
 import os
-import random
 import socket
 import sys
 import threading
-from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core import errors
 from ..core.log import logger
 from ..events.lifecycle import SEND
-from .connection import Connection
-from .poller import READ, Poller
-from .receipt import RETRIES, Receipt
+from ..transports.tls import ssl_context
+from .job import Job
+from .pool import COUNTERS, Pool
+from .reactor import INF, Reactor
 from .sender import Sender, Settings
 
-if TYPE_CHECKING:
-    from ..http.models import Response
-    from .pool import Pool
-    from .receipt import RawResponse
-
-#: Seconds between the first automatic connect retries (doubled each time, capped).
-BACKOFF = 0.5
-BACKOFF_MAX = 10.0
+#: Seconds between the engine's upkeep rounds (held-back log lines, idle pools).
+UPKEEP_EVERY = 1.0
+#: Seconds a pool with nothing to do is kept before it is freed with its sockets.
+POOL_IDLE = 60.0
 
 
 class ForkedAway(errors.SendoffError):
@@ -62,59 +54,46 @@ class Engine:
 
     def __init__(self) -> None:
         self.senders: dict[Settings, Sender] = {}
+        self._lock = threading.Lock()
         self._init_runtime()
 
     def _init_runtime(self) -> None:
         self.pid = os.getpid()
-        self.lock = threading.Lock()
-        self.cond = threading.Condition()
-        self.blocked = 0  # callers waiting for room (on_full="block")
-        self.sleeping = True  # the first wake() starts the thread
-        self.running = False
-        self.thread: threading.Thread | None = None
-        self.ready: deque[Pool] = deque()  # pools that may have work for a free connection
-        self.calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
-        self.conns: set[Connection] = set()
-        self.fds: dict[int, Connection] = {}
-        self.timers: list[tuple[float, int, Callable[..., Any], tuple[Any, ...]]] = []
-        self.flushes: list[_Flush] = []
-        self.seq = itertools.count()
-        self.now = monotonic()
-        self.sweep_at = float("inf")
-        self.poller = Poller()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self.poller.register(self._wake_r, READ)
-        self.resolver: ThreadPoolExecutor | None = None
+        self.loop = Reactor(self._tick)
+        self.pool_pause = POOL_IDLE
+        self._order: list[Sender] = list(self.senders.values())
+        self._ready: dict[Pool, None] = {}
+        self._flushes: list[_Flush] = []
+        self._upkeep_at = INF
+        self._resolver: ThreadPoolExecutor | None = None
 
-    # -- senders --------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"<Engine pid={self.pid} senders={len(self.senders)} {self.loop!r}>"
+
+    # -- senders (any thread) -------------------------------------------------------------
     def sender(self, settings: Settings) -> Sender:
         """The sender for ``settings`` (shared by every client that has them)."""
         sender = self.senders.get(settings)
         if sender is None:
-            with self.lock:
+            with self._lock:
                 sender = self.senders.get(settings)
                 if sender is None:
                     sender = self.senders[settings] = Sender(self, settings)
+                    self._order = list(self.senders.values())
         return sender
 
-    # -- waking and starting (any thread) -------------------------------------------------------
-    def wake(self) -> None:
-        """Make the loop run an iteration soon (start the thread if need be)."""
-        self.sleeping = False
-        if self.thread is None or self.pid != os.getpid():
-            self._start()
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, InterruptedError):
-            pass  # the pipe is full: the loop is woken already
+    @property
+    def sleeping(self) -> bool:
+        """True when the loop waits for work (or has not started)."""
+        return self.loop.sleeping
 
-    def post(self, function: Callable[..., Any], *args: Any) -> None:
-        """Run ``function(*args)`` on the engine thread."""
-        self.calls.append((function, args))
-        if self.sleeping:
-            self.wake()
+    def wake(self) -> None:
+        """Make the loop run an iteration soon, starting its thread if need be."""
+        loop = self.loop
+        if loop.thread is None or self.pid != os.getpid():
+            self._start()
+            loop = self.loop
+        loop.wake()
 
     def check_fork(self) -> None:
         """Adopt this process if it was forked without the fork hooks running."""
@@ -125,265 +104,171 @@ class Engine:
                 "without py-call-uwsgi-fork-hooks?); the %d request(s) queued here before it "
                 "was noticed are left to the parent process", left,
             )
-            _after_fork_in_child()
+            self.forked()
             self.wake()
 
     def _start(self) -> None:
         if self.pid != os.getpid():
-            self._forked()  # before taking a lock that a thread of the parent may hold
-        with self.lock:
-            if self.thread is not None:
+            self.forked()  # before taking a lock that a thread of the parent may hold
+        with self._lock:
+            if self.loop.thread is not None:
                 return
             _warn_if_uwsgi_without_threads()
-            self.running = True
-            self.thread = threading.Thread(target=self._run, name="sendoff-engine", daemon=True)
-            self.thread.start()
+            self.loop.start()
             _register_at_exit()
 
-    # -- the loop (engine thread) ---------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            self._loop()
-        except BaseException:  # a bug: say so loudly, then let the next fire restart us
-            logger.critical("the sendoff delivery engine stopped on an error", exc_info=True)
-            self.thread = None
-            self.sleeping = True
+    # -- the loop's iteration (engine thread) ---------------------------------------------
+    def _tick(self, now: float) -> float:
+        ready = self._ready
+        for sender in self._order:
+            inbox = sender.inbox
+            if inbox:
+                pools = sender.pools
+                while inbox:
+                    job = inbox.popleft()
+                    pool = pools.get(job.url.origin)
+                    if pool is None:
+                        pool = self._new_pool(sender, job)
+                    pool.add(job)
+                    ready[pool] = None
+            if sender.dropped_jobs or sender.ended_jobs:
+                self._run_dropped(sender)
+            if sender.blocked:
+                with sender.room:
+                    sender.room.notify_all()
+        if ready:
+            for pool in ready:
+                pool.dispatch()
+            ready.clear()
+        if self._flushes:
+            self._check_flushes()
+        if now >= self._upkeep_at:
+            self._upkeep(now)
+        return self._upkeep_at
 
-    def _loop(self) -> None:
-        poll = self.poller.poll
-        fds, ready, calls, timers = self.fds, self.ready, self.calls, self.timers
-        wake_fd = self._wake_r
-        timeout: float | None = 0.0
-        while self.running:
-            events = poll(timeout)
-            self.sleeping = False
-            now = self.now = monotonic()
-            for fd, mask in events:
-                conn = fds.get(fd)
-                if conn is not None:
-                    try:
-                        conn.on_event(mask)
-                    except Exception as exc:
-                        self._broken(conn, exc)
-                elif fd == wake_fd:
-                    try:
-                        while os.read(wake_fd, 4096):
-                            pass
-                    except (BlockingIOError, InterruptedError):
-                        pass
-            while calls:
-                function, args = calls.popleft()
-                self._call(function, args)
-            while timers and timers[0][0] <= now:
-                _, _, function, args = heapq.heappop(timers)
-                self._call(function, args)
-            if now >= self.sweep_at:
-                self._sweep(now)
-            while ready:
-                ready.popleft().dispatch()
-            if self.flushes:
-                self._check_flushes()
-            if self.blocked:
-                with self.cond:
-                    self.cond.notify_all()
-            self.sleeping = True
-            if ready or calls:
-                timeout = 0.0
-                continue
-            wait = min(timers[0][0], self.sweep_at) if timers else self.sweep_at
-            timeout = None if wait == float("inf") else max(0.0, wait - monotonic())
+    def _new_pool(self, sender: Sender, job: Job) -> Pool:
+        settings = sender.settings
+        url = job.url
+        pool = Pool(
+            self,
+            url,
+            sender.tally,
+            ssl_context=(
+                ssl_context(settings.verify, settings.ca_bundle) if url.scheme == "https" else None
+            ),
+            connections=settings.connections_per_origin,
+            pipeline=settings.pipeline,
+            retries=settings.retries,
+            limits=sender.limits,
+        )
+        pool.tag = sender
+        sender.pools[url.origin] = pool
+        if self._upkeep_at == INF:
+            self._upkeep_at = self.loop.now + UPKEEP_EVERY
+        return pool
 
-    def _call(self, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        try:
-            function(*args)
-        except Exception:
-            logger.error("sendoff engine: %r failed", function, exc_info=True)
+    def _run_dropped(self, sender: Sender) -> None:
+        """Jobs that ended in the caller's thread: those with listeners that ``on_full``
+        dropped run their error and end listeners; those a ``before`` listener
+        intercepted are counted."""
+        while sender.dropped_jobs:
+            job, dropped = sender.dropped_jobs.popleft()
+            pool = sender.pools.get(job.url.origin) or self._new_pool(sender, job)
+            pool.hold(job)
+            pool.end(job, None, dropped, count=False)
+        while sender.ended_jobs:
+            job, answer, error = sender.ended_jobs.popleft()
+            pool = sender.pools.get(job.url.origin) or self._new_pool(sender, job)
+            pool.hold(job)
+            pool.finish(job, answer, error)
 
-    def _broken(self, conn: Connection, exc: Exception) -> None:
-        logger.error("sendoff engine: error on %r", conn, exc_info=True)
-        try:
-            conn.abort(errors.ProtocolError, f"internal error: {exc!r}", resend=False)
-        except Exception:
-            logger.error("sendoff engine: could not abort %r", conn, exc_info=True)
+    def _upkeep(self, now: float) -> None:
+        """About once a second: held-back log lines, and idle pools freed."""
+        alive = False
+        for sender in self._order:
+            sender.report(now)
+            for pool in list(sender.pools.values()):
+                pool.report(now)
+                if pool.unused(now, self.pool_pause):
+                    sender.retire(pool)
+                else:
+                    alive = True
+            alive = alive or any(w.pending for w in sender.full_logs.values())
+        self._upkeep_at = now + UPKEEP_EVERY if alive else INF
 
-    def _sweep(self, now: float) -> None:
-        soonest = float("inf")
-        for conn in list(self.conns):
-            if conn.deadline <= now:
-                conn.timed_out()
-            elif conn.deadline < soonest:
-                soonest = conn.deadline
-        for conn in self.conns:  # timed_out() may have opened others
-            soonest = min(soonest, conn.deadline)
-        self.sweep_at = soonest + 0.005
-
-    def watch(self, conn: Connection, events: int) -> None:
-        """Poll ``conn`` for ``events`` (READ, WRITE or both)."""
-        if conn.wants:
-            self.poller.modify(conn.fd, events)
-        else:
-            self.poller.register(conn.fd, events)
-            self.fds[conn.fd] = conn
-        conn.wants = events
-        if conn.deadline < self.sweep_at:
-            self.sweep_at = conn.deadline
-
-    def unwatch(self, conn: Connection) -> None:
-        if conn.wants:
-            try:
-                self.poller.unregister(conn.fd)
-            except (OSError, ValueError):
-                pass
-            self.fds.pop(conn.fd, None)
-            conn.wants = 0
-
-    def call_later(self, delay: float, function: Callable[..., Any], *args: Any) -> None:
-        """Run ``function(*args)`` on the engine thread after ``delay`` seconds."""
-        heapq.heappush(self.timers, (monotonic() + delay, next(self.seq), function, args))
-
+    # -- what pools ask of their owner (engine thread) ------------------------------------
     def resolve(self, pool: Pool) -> None:
         """Look ``pool``'s host up on a resolver thread; answer through pool.resolved()."""
-        if self.resolver is None:
-            self.resolver = ThreadPoolExecutor(2, thread_name_prefix="sendoff-dns")
-        future = self.resolver.submit(
+        if self._resolver is None:
+            self._resolver = ThreadPoolExecutor(2, thread_name_prefix="sendoff-dns")
+        future = self._resolver.submit(
             socket.getaddrinfo, pool.host, pool.port, type=socket.SOCK_STREAM
         )
+        loop = self.loop
 
         def answered(done: Future[list[tuple[Any, ...]]]) -> None:
             error = done.exception()
-            self.post(pool.resolved, None if error else done.result(), error)
+            loop.post(pool.resolved, None if error else done.result(), error)
 
         future.add_done_callback(answered)
 
-    # -- outcomes (engine thread) ---------------------------------------------------------------
-    def complete(self, item: Receipt, result: RawResponse | Response) -> None:
-        """A response arrived for ``item``."""
-        txn = item.txn
-        if txn is None:
-            pool = item.pool
-            pool.delivered += 1
-            pool.sender.active -= 1
-            item.settle(result, None)
-            return
-        assert not isinstance(result, tuple)
-        result.request = txn.request
-        self._resume(item, txn.succeeded(result))
-
-    def fail(self, item: Receipt, exc: BaseException, *, connect_phase: bool = False) -> None:
-        """``item`` could not be exchanged; retry the connect if allowed, else settle."""
-        pool = item.pool
-        tries = item.tries & RETRIES
-        if (
-            connect_phase
-            and not isinstance(exc, errors.TLSError)
-            and tries < pool.sender.settings.retries
-        ):
-            item.tries += 1
-            pool.retried += 1
-            delay = min(BACKOFF * 2**tries, BACKOFF_MAX) * random.uniform(0.8, 1.2)
-            self.call_later(delay, self.requeue, item)
-            return
-        txn = item.txn
-        if txn is None:
-            self._finish(item, None, exc)
-        else:
-            self._resume(item, txn.failed(exc))
-
-    def dropped(self, item: Receipt, error: BaseException) -> None:
-        """A request with listeners that ``on_full`` dropped: run its error/end events."""
-        assert item.txn is not None
-        item.pool.sender.active += 1
-        self._resume(item, item.txn.failed(error), counted=True)
-
-    def _resume(self, item: Receipt, step: str, *, counted: bool = False) -> None:
-        """Continue a request's lifecycle after its listeners ran: retry or settle."""
-        txn = item.txn
+    def reroute(self, pool: Pool, job: Job, delay: float) -> None:
+        """A listener sent ``job`` again (a retry, a redirect): prepare it anew and queue
+        it in the pool of wherever it now goes."""
+        txn = job.txn
         assert txn is not None
-        while step is SEND:
+        while True:
             try:
                 prepared = txn.request.prepare()
             except Exception as exc:
-                step = txn.failed(exc)
-                continue
-            sender = item.pool.sender
-            item.pool.retried += 1
-            item.pool = sender.pool_for(prepared.url)
-            item.wire = prepared.wire()
-            item.prepared = prepared
-            item.tries = 0
-            item.timeout = txn.request.timeout() or txn.client.timeout
-            if txn.retry_delay:
-                self.call_later(txn.retry_delay, self.requeue, item)
-            else:
-                self.requeue(item)
-            return
-        error = txn.exception
-        self._finish(item, None if error is not None else txn.response, error, counted=counted)
-
-    def _finish(
-        self,
-        item: Receipt,
-        result: RawResponse | Response | None,
-        error: BaseException | None,
-        *,
-        counted: bool = False,
-    ) -> None:
-        pool = item.pool
-        pool.sender.active -= 1
-        if counted:
-            pass
-        elif error is None:
-            pool.delivered += 1
+                if txn.failed(exc) is SEND:
+                    continue
+                error = txn.exception
+                pool.finish(job, None if error is not None else txn.response, error)
+                return
+            break
+        request = txn.request
+        job.wire = prepared.wire()
+        job.url = prepared.url
+        job.prepared = prepared
+        job.tries = 0
+        job.timeout = request.timeout() or txn.client.timeout
+        job.limit = request.deadline() or job.limit
+        sender: Sender = pool.tag
+        target = sender.pools.get(prepared.url.origin) or self._new_pool(sender, job)
+        pool.release(job)
+        target.hold(job)
+        if delay:
+            self.loop.call_later(delay, target.retry, job)
         else:
-            pool.failed += 1
-            log_failure(item.method, item.url, error)
-        item.settle(result, error)
+            target.retry(job)
 
-    def requeue(self, item: Receipt) -> None:
-        """Put ``item`` back at the end of its pool's queue (a retry)."""
-        pool = item.pool
-        pool.pending.append(item)
-        pool.sender.active -= 1
-        self.ready.append(pool)
-
-    def error(self, item: Receipt, cls: type[errors.TransportError], reason: object) -> Any:
-        """A ``cls`` error naming ``item``'s method and URL."""
-        return cls(f"{item.method} {item.url}: {reason}")
-
-    def count_outcome(self, pool: Pool, error: BaseException | None, method: str, url: str) -> None:
-        """Count a request that ended in the caller's thread (intercepted by ``before``)."""
-        if error is None:
-            pool.delivered += 1
-        else:
-            pool.failed += 1
-            log_failure(method, url, error)
-
-    # -- flush, stats, exit ---------------------------------------------------------------------
+    # -- flush, stats, exit (any thread) --------------------------------------------------
     def flush(self, senders: list[Sender] | None, timeout: float | None) -> bool:
         """Wait until the senders' requests have all ended; False if ``timeout`` passed."""
         if self.pid != os.getpid():
             self.check_fork()
         chosen = list(self.senders.values()) if senders is None else senders
-        if not any(s.queued() or s.active for s in chosen):
+        if not any(s.outstanding() for s in chosen):
             return True
-        if self.thread is threading.current_thread():
+        if self.loop.on_loop_thread():
             raise RuntimeError("flush() cannot wait on the engine thread (from a listener)")
         waiter = _Flush(chosen)
-        with self.lock:
-            self.flushes.append(waiter)
+        with self._lock:
+            self._flushes.append(waiter)
         self.wake()
         done = waiter.event.wait(timeout)
         if not done:
-            with self.lock:
-                if waiter in self.flushes:
-                    self.flushes.remove(waiter)
+            with self._lock:
+                if waiter in self._flushes:
+                    self._flushes.remove(waiter)
         return done
 
     def _check_flushes(self) -> None:
-        with self.lock:
-            for waiter in list(self.flushes):
+        with self._lock:
+            for waiter in list(self._flushes):
                 if not any(s.outstanding() for s in waiter.senders):
-                    self.flushes.remove(waiter)
+                    self._flushes.remove(waiter)
                     waiter.event.set()
 
     def stats(self) -> dict[str, Any]:
@@ -396,6 +281,8 @@ class Engine:
         for sender in list(self.senders.values()):
             counters = sender.counters()
             abandoned += counters["abandoned"]
+            for key, value in counters["retired"].items():
+                totals[key] += value
             for label, values in counters["origins"].items():
                 merged = origins.setdefault(label, dict.fromkeys(COUNTERS, 0))
                 for key, value in values.items():
@@ -405,19 +292,22 @@ class Engine:
 
     def at_exit(self) -> None:
         """Drain for at most the senders' ``exit_timeout``, then report what is left."""
-        if self.pid != os.getpid() or self.thread is None:
+        if self.pid != os.getpid() or self.loop.thread is None:
             return
         senders = list(self.senders.values())
         timeout = max((s.settings.exit_timeout for s in senders), default=0.0)
         if not self.flush(None, timeout):
             left: dict[str, int] = {}
             for sender in senders:
+                for job in list(sender.inbox):
+                    label = job.url.origin_text
+                    left[label] = left.get(label, 0) + 1
                 for pool in list(sender.pools.values()):
-                    count = len(pool.pending) + pool.in_flight()
+                    count = len(pool.queue) + pool.active
                     if count:
                         left[pool.label] = left.get(pool.label, 0) + count
                 sender.abandoned += sender.outstanding()
-            total = sum(s.outstanding() for s in senders)
+            total = sum(left.values())
             logger.warning(
                 "sendoff: exiting with %d request(s) undelivered after %.1f s (%s); "
                 "they are abandoned",
@@ -427,48 +317,37 @@ class Engine:
 
     def stop(self) -> None:
         """Stop the loop and close every connection (used at exit)."""
-        thread = self.thread
-        if thread is None:
+        loop = self.loop
+        if loop.thread is None:
             return
-        self.running = False
-        self.wake()
-        if thread is not threading.current_thread():
-            thread.join(1.0)
-        self.thread = None
-        self.sleeping = True
-        for conn in list(self.conns):
-            conn.close()
+        loop.stop()
+        for sender in list(self.senders.values()):
+            for pool in list(sender.pools.values()):
+                pool.close_all()
 
-    def _forked(self) -> None:
-        """Become this (child) process's engine: the parent's work stays the parent's."""
-        inherited: list[Receipt] = []
+    def forked(self) -> None:
+        """Become this (child) process's engine: the parent's work stays the parent's,
+        and the receipts the child inherited for it end with :class:`ForkedAway`."""
+        inherited: list[Job] = []
         for sender in self.senders.values():
-            inherited.extend(sender.reset_after_fork())
-        for _, _, _, args in self.timers:
-            inherited.extend(a for a in args if isinstance(a, Receipt))
-        old = (self._wake_r, self._wake_w)
-        self.poller.close()
-        for fd in old:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            inherited.extend(sender.inbox)
+            sender.inbox.clear()
+            inherited.extend(job for job, _ in sender.dropped_jobs)
+            sender.dropped_jobs.clear()
+            for pool in sender.pools.values():
+                inherited.extend(pool.forget())
+            sender.pools.clear()
+            sender.tally.queued = sender.tally.active = 0
+            sender.abandoned = 0
+            sender.reset_after_fork()
+        inherited.extend(a for a in self.loop.timer_arguments() if isinstance(a, Job))
+        self.loop.close()
         self._init_runtime()
         error = ForkedAway("queued before fork(); the parent process sends it")
-        for receipt in inherited:
-            receipt.settle(None, error)
-
-
-COUNTERS = ("queued", "in_flight", "delivered", "failed", "dropped", "retried")
-
-
-def log_failure(method: str, url: str, error: BaseException) -> None:
-    """The one log line of a failed request: method, URL (no credentials), reason."""
-    reason = str(error)
-    prefix = f"{method} {url}: "
-    if reason.startswith(prefix):
-        reason = reason[len(prefix) :]
-    logger.warning("%s %s failed: %s", method, url, reason or type(error).__name__)
+        for job in inherited:
+            receipt = job.receipt() if job.receipt is not None else None
+            if receipt is not None:
+                receipt.settle(None, error)
 
 
 _engine: Engine | None = None
@@ -496,7 +375,7 @@ def get_engine() -> Engine:
 def _after_fork_in_child() -> None:
     engine = _engine
     if engine is not None and engine.pid != os.getpid():
-        engine._forked()
+        engine.forked()
 
 
 def _register_at_exit() -> None:

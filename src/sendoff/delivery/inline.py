@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..core import errors
 from ..transports.tls import ssl_context
-from .engine import log_failure
+from .logwindow import log_failure
 from .receipt import Receipt, settled
 from .stats import mode_counters
 

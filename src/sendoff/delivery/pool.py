@@ -1,260 +1,446 @@
-"""A keep-alive connection pool for one origin: its queue, its connections, its counters.
+"""A pool: the connections to one origin for one set of settings, its queue and its
+counters. Everything here runs on the engine thread.
 
-Callers append to :attr:`Pool.pending` (thread-safe: a deque) and read
-:attr:`Pool.accepting`; everything else runs on the engine thread. ``accepting`` says
-whether a connection could take a request right now. The engine sets it *before* it
-looks at the queue and a caller appends *before* it reads it, so a request is never left
-waiting while a connection idles: either the caller sees ``accepting`` and wakes the
-engine, or the engine sees the request.
+The pool is where a job ends: :meth:`Pool.finish` is the one place that counts an
+outcome and settles a receipt. Connections report to the pool through the
+:class:`~.connection.ConnectionOwner` methods; the pool asks its owner (the engine) for
+what is not its own through :class:`PoolHost`.
 """
 
 from __future__ import annotations
 
+import random
 import socket
+import ssl
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core import errors
-from ..transports.tls import ssl_context
-from .connection import CLOSED, OPEN, RESOLVING, Connection
+from ..events.lifecycle import SEND
+from ..http.models import Response
+from .connection import Connection, Limits, Loop
+from .job import RESENT, RETRIES, Answer, Job
+from .logwindow import LogWindow
 
 if TYPE_CHECKING:
-    import ssl
-
     from ..http.url import URL
-    from .engine import Engine
-    from .receipt import Receipt
-    from .sender import Sender
 
 #: Seconds an unused keep-alive connection stays open (servers close theirs at 2-75 s;
-#: a request caught by such a close is re-sent once, see Connection.abort).
+#: a request caught by such a close is sent again once, see Connection._lost).
 IDLE_TIMEOUT = 15.0
 #: Seconds a DNS answer (or failure) is reused.
 DNS_TTL = 60.0
 DNS_FAILURE_TTL = 1.0
+#: Seconds between the first automatic connect retries (doubled each time, capped).
+BACKOFF = 0.5
+BACKOFF_MAX = 10.0
+COUNTERS = (
+    "queued",
+    "in_flight",
+    "delivered",
+    "failed",
+    "dropped",
+    "retried",
+    "answered_4xx",
+    "answered_5xx",
+)
+
+
+class Tally:
+    """Jobs of one sender in the engine's hands, shared by its pools: ``queued`` wait in
+    a pool's queue, ``active`` were taken from it and have not ended."""
+
+    __slots__ = ("active", "queued")
+
+    def __init__(self) -> None:
+        self.queued = 0
+        self.active = 0
+
+
+class PoolLoop(Loop, Protocol):
+    """What a pool needs of the loop its connections run on."""
+
+    def call_later(self, delay: float, function: Callable[..., Any], *args: Any) -> None: ...
+
+
+class PoolHost(Protocol):
+    """What a pool needs of the engine that owns it."""
+
+    @property
+    def loop(self) -> PoolLoop: ...
+
+    def resolve(self, pool: Pool) -> None:
+        """Look the pool's host up; answer through :meth:`Pool.resolved`."""
+
+    def reroute(self, pool: Pool, job: Job, delay: float) -> None:
+        """A listener sent ``job`` again, maybe elsewhere: queue it where it now goes."""
 
 
 class Pool:
-    """The connections to one origin (scheme, host, port) of one :class:`Sender`."""
+    """The connections to one origin (scheme, host, port) of one sender."""
 
     __slots__ = (
-        "accepting",
+        "active",
         "addresses",
+        "answered_4xx",
+        "answered_5xx",
+        "answers_log",
         "conns",
         "delivered",
         "dns_error",
         "dns_expires",
-        "dropped",
-        "engine",
         "failed",
+        "failures_log",
         "host",
+        "idle",
+        "idle_since",
         "label",
+        "limits",
+        "loop",
         "max_conns",
-        "pending",
+        "owner",
         "pipeline",
+        "pipelining",
         "port",
+        "queue",
         "resolving",
         "retried",
-        "room",
+        "retries",
         "scheme",
-        "sender",
         "ssl_context",
-        "waiting",
+        "tag",
+        "tally",
     )
 
-    idle_timeout = IDLE_TIMEOUT
-
-    def __init__(self, sender: Sender, url: URL) -> None:
-        settings = sender.settings
-        self.sender = sender
-        self.engine: Engine = sender.engine
+    def __init__(
+        self,
+        owner: PoolHost,
+        url: URL,
+        tally: Tally,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        connections: int,
+        pipeline: int,
+        retries: int,
+        limits: Limits,
+    ) -> None:
+        self.owner = owner
+        #: what the owner knows this pool by (the engine: its sender)
+        self.tag: Any = None
+        self.loop = owner.loop
         self.scheme, self.host, self.port = url.origin
-        self.label = f"{url.scheme}://{url.host_header}"
-        self.pending: deque[Receipt] = deque()
-        self.accepting = True
+        self.label = url.origin_text
+        self.tally = tally
+        self.queue: deque[Job] = deque()
         self.conns: list[Connection] = []
-        self.room: list[Connection] = []  # open connections that can take another request
-        self.waiting: list[Connection] = []  # connections waiting for DNS
-        self.max_conns = settings.connections_per_origin
-        self.pipeline = settings.pipeline
-        self.ssl_context: ssl.SSLContext | None = (
-            ssl_context(settings.verify, settings.ca_bundle) if self.scheme == "https" else None
-        )
+        self.idle: list[Connection] = []  # open connections with nothing in flight
+        self.max_conns = connections
+        self.pipeline = pipeline
+        #: pipelining is on until the origin shows it cannot take it
+        self.pipelining = pipeline > 1
+        self.retries = retries
+        self.limits = limits
+        self.ssl_context = ssl_context if self.scheme == "https" else None
         self.addresses: list[tuple[Any, ...]] | None = _numeric_addresses(self.host, self.port)
         self.dns_expires = float("inf") if self.addresses else 0.0
         self.dns_error: BaseException | None = None
         self.resolving = False
-        self.delivered = self.failed = self.retried = self.dropped = 0
+        self.active = 0  # taken from the queue and not ended (connections, timers)
+        self.idle_since = self.loop.now
+        self.delivered = self.failed = self.retried = 0
+        self.answered_4xx = self.answered_5xx = 0
+        self.failures_log = LogWindow()
+        self.answers_log = LogWindow()
 
     def __repr__(self) -> str:
-        return f"<Pool {self.label} queued={len(self.pending)} conns={len(self.conns)}>"
+        return f"<Pool {self.label} queued={len(self.queue)} conns={len(self.conns)}>"
 
-    # -- handing out requests (engine thread) ----------------------------------------------
+    # -- the queue ------------------------------------------------------------------------
+    def add(self, job: Job) -> None:
+        """Queue ``job`` (from the caller's inbox, or back after a retry)."""
+        self.queue.append(job)
+        self.tally.queued += 1
+
+    def _take(self) -> Job:
+        job = self.queue.popleft()
+        self.tally.queued -= 1
+        self.tally.active += 1
+        self.active += 1
+        return job
+
+    def _give_back(self, jobs: list[Job]) -> None:
+        """Put jobs taken earlier back at the head of the queue, in order."""
+        self.queue.extendleft(reversed(jobs))
+        count = len(jobs)
+        self.tally.queued += count
+        self.tally.active -= count
+        self.active -= count
+
+    def release(self, job: Job) -> None:
+        """``job`` leaves this pool without ending here (sent again elsewhere)."""
+        self.tally.active -= 1
+        self.active -= 1
+
+    def hold(self, job: Job) -> None:
+        """Take charge of ``job`` without queueing it (it waits for a timer, or ends at
+        once): it counts as in the engine's hands until it is queued or ends."""
+        self.tally.active += 1
+        self.active += 1
+
+    # -- handing out jobs -----------------------------------------------------------------
     def dispatch(self) -> None:
-        """Give queued requests to connections with room, opening connections as allowed."""
-        pending, room = self.pending, self.room
-        while True:
-            self.accepting = bool(room) or len(self.conns) < self.max_conns
-            if not pending or not self.accepting:
-                return
-            if room:
-                conn = room.pop()
-                self._fill(conn)
-                if conn.state == OPEN and self._has_room(conn):
-                    room.append(conn)
-            else:
-                self.sender.active += 1
-                self.open([pending.popleft()])
-
-    def open(self, first: list[Receipt], *, resent: bool = False) -> None:
-        """Open a connection for ``first`` (taken from the queue, or to be sent again)."""
-        if resent:
-            self.retried += len(first)
-        conn = Connection(self, first)
-        self.conns.append(conn)
-        self.engine.conns.add(conn)
-        self._start(conn)
-
-    def refill(self, conn: Connection) -> None:
-        """``conn`` finished a response and has room: give it the next requests."""
-        pending = self.pending
-        if self.pipeline == 1:  # the hot path: one request per connection at a time
-            if pending:
-                self.sender.active += 1
-                conn.send([pending.popleft()])
-                return
-            self.room.append(conn)
-            self.accepting = True
-            if pending:  # a caller appended before it saw accepting: serve it now
-                self.engine.ready.append(self)
-            return
-        if pending:
-            if conn in self.room:  # pipelining: it is already offered
-                return
-            self._fill(conn)
-            if conn.state == OPEN and self._has_room(conn):
-                self.room.append(conn)
-        elif conn not in self.room:
-            self.room.append(conn)
-            self.accepting = True
-            if self.pending:  # a caller appended before it saw accepting: serve it now
-                self.engine.ready.append(self)
+        """Give queued jobs to connections that can take them, opening connections as
+        allowed."""
+        queue, idle = self.queue, self.idle
+        while queue and idle:
+            self._fill(idle.pop())
+        if queue and self.pipelining:
+            for conn in self.conns:
+                if not queue:
+                    break
+                if conn.inflight and conn.accepts():
+                    self._fill(conn)
+        while queue and len(self.conns) < self.max_conns:
+            if not self._open():
+                break
 
     def _fill(self, conn: Connection) -> None:
-        pending, sender = self.pending, self.sender
-        space = self.pipeline - len(conn.inflight)
-        if space == 1 and pending:
-            sender.active += 1
-            conn.send([pending.popleft()])
+        """Send ``conn`` what it may carry now: one job, or up to ``pipeline``."""
+        queue = self.queue
+        if not self.pipelining:
+            job = self._take()
+            conn.send(job, job.head)
             return
-        batch: list[Receipt] = []
-        while pending and space > 0:
-            head = pending[0].wire.startswith(b"HEAD ")
-            if head and (batch or conn.inflight):
-                break  # a HEAD goes alone: nothing may be pipelined behind its bodiless answer
-            sender.active += 1
-            batch.append(pending.popleft())
-            space = 0 if head else space - 1
-        if batch:
-            conn.send(batch)
+        while queue and len(conn.inflight) < self.pipeline and conn.accepts():
+            job = self._take()
+            conn.send(job, job.head or job.closes())
+        if not conn.inflight and conn.accepts() and conn not in self.idle:
+            self.idle.append(conn)
 
-    def _has_room(self, conn: Connection) -> bool:
-        inflight = conn.inflight
-        if len(inflight) >= self.pipeline:
-            return False
-        return not inflight or not inflight[-1].wire.startswith(b"HEAD ")
-
-    # -- connection lifecycle (engine thread) ----------------------------------------------
-    def _start(self, conn: Connection) -> None:
-        now = self.engine.now
+    def _open(self) -> bool:
+        """Open a connection for the next job; False if it must wait for DNS."""
+        now = self.loop.now
         if self.addresses is not None and now < self.dns_expires:
-            conn.connect(self.addresses)
-        elif self.dns_error is not None and now < self.dns_expires:
-            conn.fail_connect(errors.ConnectError, self.dns_error)
-        else:
-            self.waiting.append(conn)
-            if not self.resolving:
-                self.resolving = True
-                self.engine.resolve(self)
+            job = self._take()
+            conn = Connection(
+                self, self.loop, self.host, self.port, self.ssl_context, self.limits,
+                IDLE_TIMEOUT, self.label,
+            )
+            self.conns.append(conn)
+            conn.connect(self.addresses, job, job.head or (self.pipelining and job.closes()))
+            return True
+        if self.dns_error is not None and now < self.dns_expires:
+            job = self._take()
+            reason = f"cannot resolve {self.host!r}: {self.dns_error}"
+            self._connect_failed(job, job.error(errors.ConnectError, reason))
+            return True
+        if not self.resolving:
+            self.resolving = True
+            self.owner.resolve(self)
+            self.loop.call_later(self.queue[0].timeout, self._resolve_timed_out)
+        return False
 
     def resolved(
         self, addresses: list[tuple[Any, ...]] | None, error: BaseException | None
     ) -> None:
-        """The resolver's answer: connect the connections that waited for it."""
+        """The resolver's answer: open connections for the jobs that waited for it."""
+        if not self.resolving:
+            return  # it timed out meanwhile; the next job asks again
         self.resolving = False
         self.addresses, self.dns_error = addresses, error
-        self.dns_expires = self.engine.now + (DNS_TTL if addresses else DNS_FAILURE_TTL)
-        waiting, self.waiting = self.waiting, []
-        for conn in waiting:
-            if conn.state != RESOLVING:
-                continue  # it timed out meanwhile
-            if addresses:
-                conn.connect(addresses)
-            else:
-                conn.fail_connect(errors.ConnectError, f"cannot resolve {self.host!r}: {error}")
+        self.dns_expires = self.loop.now + (DNS_TTL if addresses else DNS_FAILURE_TTL)
+        self.dispatch()
 
-    def opened(self, conn: Connection, first: list[Receipt]) -> None:
-        if first:
-            conn.send(first)
-        if conn.state == OPEN and self._has_room(conn):
-            self.refill(conn)
+    def _resolve_timed_out(self) -> None:
+        if not self.resolving:
+            return
+        self.resolving = False
+        self.dns_error = TimeoutError(f"no answer from the resolver for {self.host!r}")
+        self.dns_expires = self.loop.now + DNS_FAILURE_TTL
+        self.dispatch()
+
+    # -- what connections report ----------------------------------------------------------
+    def opened(self, conn: Connection) -> None:
+        if self.pipelining and self.queue:
+            self._fill(conn)
+
+    def answered(self, conn: Connection, job: Job, answer: Answer) -> None:
+        self.end(job, answer, None)
+        if not conn.inflight and conn.accepts():
+            if self.queue:
+                self._fill(conn)
+            else:
+                self.idle.append(conn)
+        elif self.pipelining and self.queue and conn.accepts():
+            self._fill(conn)
+
+    def lost(
+        self,
+        conn: Connection,
+        failed: list[tuple[Job, BaseException]],
+        resend: list[Job],
+        connecting: bool,
+    ) -> None:
+        if resend:
+            if len(resend) > 1 or failed:
+                self.pipelining = False  # it closed with pipelined requests in flight
+            for job in resend:
+                job.tries |= RESENT
+            self.retried += len(resend)
+            self._give_back(resend)
+        for job, error in failed:
+            if connecting:
+                self._connect_failed(job, error)
+            else:
+                self.end(job, None, error)
 
     def closed(self, conn: Connection) -> None:
-        if conn in self.room:
-            self.room.remove(conn)
         try:
             self.conns.remove(conn)
         except ValueError:
-            pass
-        self.engine.conns.discard(conn)
-        if self.pending:
-            self.engine.ready.append(self)
+            return
+        if conn in self.idle:
+            self.idle.remove(conn)
+        if self.queue:
+            self.dispatch()
+        elif not self.conns:
+            self.idle_since = self.loop.now
+
+    def _connect_failed(self, job: Job, error: BaseException) -> None:
+        """The connection for ``job`` could not be opened: try again later if allowed."""
+        tries = job.tries & RETRIES
+        if tries < self.retries and not isinstance(error, errors.TLSError):
+            job.tries += 1
+            self.retried += 1
+            delay = min(BACKOFF * 2**tries, BACKOFF_MAX) * random.uniform(0.8, 1.2)
+            self.loop.call_later(delay, self.retry, job)
         else:
-            self.accepting = True
+            self.end(job, None, error)
+
+    def retry(self, job: Job) -> None:
+        """Queue ``job``, held until now, behind what waits already, and dispatch."""
+        self._give_back([job])
+        self.queue.rotate(-1)  # a retry waits behind what is queued
+        self.dispatch()
+
+    # -- endings --------------------------------------------------------------------------
+    def end(
+        self, job: Job, answer: Answer | None, error: BaseException | None, *, count: bool = True
+    ) -> None:
+        """Run the job's lifecycle listeners, if any (they may send it again), then
+        :meth:`finish` it."""
+        txn = job.txn
+        if txn is not None:
+            if error is None:
+                assert isinstance(answer, Response)
+                answer.request = txn.request
+                step = txn.succeeded(answer)
+            else:
+                step = txn.failed(error)
+            if step is SEND:
+                self.retried += 1
+                self.owner.reroute(self, job, txn.retry_delay)
+                return
+            error = txn.exception
+            answer = None if error is not None else txn.response
+        self.finish(job, answer, error, count=count)
+
+    def finish(
+        self, job: Job, answer: Answer | None, error: BaseException | None, *, count: bool = True
+    ) -> None:
+        """The one place a job ends: count it, log a failure, settle its receipt
+        (``count=False``: a drop, counted where it was dropped)."""
+        self.tally.active -= 1
+        self.active -= 1
+        if not count:
+            pass
+        elif error is None:
+            self.delivered += 1
+            status = answer.status if isinstance(answer, Response) else answer[0] if answer else 0
+            if status >= 400:
+                self._answered_badly(job, status)
+        else:
+            self.failed += 1
+            self.failures_log.line(
+                self.loop.now, f"{job.method} {job.where()} failed: {_reason(error)}"
+            )
+        ref = job.receipt
+        receipt = ref() if ref is not None else None
+        if receipt is not None:
+            receipt.settle(answer, error)
+
+    def _answered_badly(self, job: Job, status: int) -> None:
+        if status >= 500:
+            self.answered_5xx += 1
+        else:
+            self.answered_4xx += 1
+        self.answers_log.line(self.loop.now, f"{job.method} {job.where()} was answered {status}")
+
+    def report(self, now: float) -> None:
+        """Log the lines held back by the rate limit, once their window has passed."""
+        self.failures_log.report(now, self.label)
+        self.answers_log.report(now, self.label)
+
+    # -- upkeep and reporting -------------------------------------------------------------
+    def unused(self, now: float, after: float) -> bool:
+        """True if the pool has held nothing for ``after`` seconds (it may be freed)."""
+        return (
+            not self.conns
+            and not self.queue
+            and not self.active
+            and not self.resolving
+            and now - self.idle_since >= after
+            and not self.failures_log.pending
+            and not self.answers_log.pending
+        )
 
     def close_all(self) -> None:
         for conn in list(self.conns):
             conn.close()
 
-    def reset_after_fork(self) -> list[Receipt]:
-        """In a forked child: close the inherited sockets (the parent keeps using its
-        own), empty the queue and zero the counters; return the parent's receipts."""
-        inherited = list(self.pending)
-        self.pending.clear()
+    def forget(self) -> list[Job]:
+        """In a forked child: drop the parent's connections and jobs; return the jobs."""
+        jobs = list(self.queue)
+        self.queue.clear()
         for conn in self.conns:
-            inherited.extend(conn.first)
-            inherited.extend(conn.inflight)
-            if conn.sock is not None:
-                try:
-                    conn.sock.close()  # no shutdown(): that would cut the parent's connection
-                except OSError:
-                    pass
-            conn.sock, conn.state, conn.wants = None, CLOSED, 0
-        self.conns, self.room, self.waiting = [], [], []
-        self.accepting, self.resolving = True, False
-        self.delivered = self.failed = self.retried = self.dropped = 0
-        return inherited
+            jobs.extend(conn.inflight)
+            conn.forget()
+        self.conns, self.idle = [], []
+        self.resolving = False
+        self.active = 0
+        self.delivered = self.failed = self.retried = 0
+        self.answered_4xx = self.answered_5xx = 0
+        return jobs
 
-    # -- reporting ---------------------------------------------------------------------------
     def in_flight(self) -> int:
-        return sum(len(c.inflight) + len(c.first) for c in self.conns)
+        return sum(len(c.inflight) for c in self.conns)
 
     def counters(self) -> dict[str, int]:
         return {
-            "queued": len(self.pending),
+            "queued": len(self.queue),
             "in_flight": self.in_flight(),
             "delivered": self.delivered,
             "failed": self.failed,
-            "dropped": self.dropped,
+            "dropped": 0,
             "retried": self.retried,
+            "answered_4xx": self.answered_4xx,
+            "answered_5xx": self.answered_5xx,
         }
+
+
+def _reason(error: BaseException) -> str:
+    """The error's message without the "METHOD URL: " prefix the log line has already."""
+    reason = str(error)
+    head, sep, rest = reason.partition(": ")
+    if sep and " " in head and "://" in head:
+        reason = rest
+    return reason or type(error).__name__
 
 
 def _numeric_addresses(host: str, port: int) -> list[tuple[Any, ...]] | None:
     """getaddrinfo for an IP literal (no DNS involved), else None."""
     try:
-        return socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
-        )
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
     except socket.gaierror:
         return None

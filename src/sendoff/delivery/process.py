@@ -24,7 +24,8 @@ from typing import IO, TYPE_CHECKING, Any
 from ..core import errors
 from ..core.log import logger
 from ..http.url import parse_uri
-from .engine import get_engine, log_failure
+from .engine import get_engine
+from .logwindow import log_failure
 from .receipt import Receipt, settled
 from .sender import Settings
 from .stats import mode_counters
@@ -44,11 +45,11 @@ class Helper:
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid = os.getpid()
 
-    def send(self, url: URL, wire: bytes, timeout: float) -> Receipt:
+    def send(self, url: URL, wire: bytes, timeout: float, limit: float) -> Receipt:
         """Hand ``wire`` to the helper; the receipt is done once it is handed over."""
         counters = mode_counters("process")
         receipt = settled(wire, url)
-        meta = json.dumps({"url": f"{url.scheme}://{url.host_header}/", "timeout": timeout})
+        meta = json.dumps({"url": f"{url.origin_text}/", "timeout": timeout, "limit": limit})
         frame = _FRAME.pack(len(meta), len(wire)) + meta.encode() + wire
         error: BaseException | None = None
         with self.lock:
@@ -118,16 +119,32 @@ def spawn(settings: Settings) -> subprocess.Popen[bytes]:
             "connections_per_origin": settings.connections_per_origin,
             "pipeline": settings.pipeline,
             "retries": settings.retries,
+            "max_response_head": settings.max_response_head,
+            "max_response_body": settings.max_response_body,
         }
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "sendoff.delivery.process", config],
+        [sys.executable, "-I", "-c", _BOOTSTRAP, _package_root(), config],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         close_fds=True,
     )
+
+
+#: The helper's entry point. ``-I`` keeps the caller's directory, PYTHONPATH and user
+#: site-packages off sys.path, so that no module there (a ``json.py``, a ``sendoff/``)
+#: runs in the helper; the directory sendoff itself was imported from is appended, last.
+_BOOTSTRAP = (
+    "import sys; sys.path.append(sys.argv[1]); "
+    "from sendoff.delivery.process import main; raise SystemExit(main(sys.argv[2:]))"
+)
+
+
+def _package_root() -> str:
+    """The directory that holds the ``sendoff`` package this process imported."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
@@ -146,12 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     config: dict[str, Any] = json.loads(args[0]) if args else {}
     log_path = os.environ.get("SENDOFF_PROCESS_LOG")
     if log_path:
+        os.close(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         handler = logging.FileHandler(log_path)
         handler.setFormatter(logging.Formatter("%(asctime)s sendoff[%(process)d] %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     settings = Settings(max_queue=10_000_000, on_full="block", **config)
-    sender = get_engine().sender(settings)
+    engine = get_engine()
+    sender = engine.sender(settings)
     longest = 30.0
     stdin = sys.stdin.buffer
     while True:
@@ -165,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         meta = json.loads(body[:meta_size])
         timeout = float(meta["timeout"])
         longest = max(longest, timeout)
-        sender.submit(parse_uri(meta["url"]), body[meta_size:], timeout)
-    drained = sender.engine.flush([sender], longest * (settings.retries + 1) + 5.0)
+        sender.submit(parse_uri(meta["url"]), body[meta_size:], timeout, float(meta["limit"]))
+    drained = engine.flush([sender], longest * (settings.retries + 1) + 5.0)
     return 0 if drained else 1
 
 

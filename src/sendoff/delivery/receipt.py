@@ -1,14 +1,16 @@
-"""The Receipt: what a fire-and-forget request returns at once, settled later by the engine.
+"""The Receipt: what a fire-and-forget request returns at once, settled later.
 
-A receipt is also the queued item itself: it holds the request's wire bytes and the pool
-that sends them, so that a queued request costs one small slotted object plus its bytes.
-The :class:`~sendoff.Response` and :class:`~sendoff.Request` objects are built only when
-somebody asks for them.
+The caller holds the receipt; the engine holds a job that refers to it weakly (see
+:mod:`.job`). A receipt is small: the request's wire bytes, where they went, and the
+outcome once it is known. The :class:`~sendoff.Response` and :class:`~sendoff.Request`
+objects are built only when somebody asks for them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from ..core.log import redact_url
@@ -18,17 +20,10 @@ from ..http.models import Response
 if TYPE_CHECKING:
     from ..events.lifecycle import Transaction
     from ..http.models import PreparedRequest, Request
+    from ..http.url import URL
+    from .job import Answer
 
-#: ``Receipt.tries`` bit: the request was already sent again after a reused keep-alive
-#: connection closed under it; it is never sent a third time.
-RESENT = 0x100
-#: ``Receipt.tries`` mask: how many automatic connect retries it has had.
-RETRIES = 0xFF
-
-_event_lock = threading.Lock()
-
-#: (status, reason, raw header pairs, body, http version) as read off the wire.
-RawResponse = tuple[int, bytes, list[tuple[bytes, bytes]], bytes, str]
+_lock = threading.Lock()
 
 
 class Receipt:
@@ -36,33 +31,36 @@ class Receipt:
 
     ``done()`` tells whether it has ended; ``wait(timeout)`` blocks until it has and
     returns the :class:`~sendoff.Response` (None if it failed or was dropped, or if the
-    mode reads no response: ``inline`` and ``process``). ``error`` says why it failed.
+    mode reads no response: ``inline`` and ``process``); ``error`` says why it failed.
+    In a coroutine, ``await receipt`` (or ``await receipt.wait_async(timeout)``) waits
+    without blocking the event loop. Waiting never raises the request's error.
     """
 
     __slots__ = (
         "__weakref__",
+        "_async_waiters",
         "_done",
         "_error",
         "_event",
         "_result",
-        "pool",
         "prepared",
-        "timeout",
-        "tries",
+        "target",
         "txn",
         "wire",
     )
 
-    def __init__(self, wire: bytes, pool: Any, timeout: float) -> None:
+    def __init__(self, wire: bytes, target: URL) -> None:
+        #: the request bytes as they were sent
         self.wire = wire
-        # the Pool that sends it, or (modes without an engine) anything with a .scheme
-        self.pool = pool
-        self.timeout = timeout
-        self.tries = 0
+        #: where they went (its scheme, host and port; the Host header may differ)
+        self.target = target
         self._done = False
-        self._result: RawResponse | Response | None = None
+        self._result: Answer | None = None
         self._error: BaseException | None = None
         self._event: threading.Event | None = None
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] | None
+        self._async_waiters = None
+        #: the request's lifecycle when listeners ran around it
         self.txn: Transaction | None = None
         self.prepared: PreparedRequest | None = None
 
@@ -89,13 +87,34 @@ class Receipt:
         if not self._done:
             event = self._event
             if event is None:
-                with _event_lock:
+                with _lock:
                     if self._event is None:
                         self._event = threading.Event()
                     event = self._event
-            if not self._done:  # the engine checks _event after setting _done
+            if not self._done:  # settle() looks for the event after setting _done
                 event.wait(timeout)
         return self.response
+
+    async def wait_async(self, timeout: float | None = None) -> Response | None:
+        """:meth:`wait` for a coroutine: the event loop goes on while it waits."""
+        if not self._done:
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+            with _lock:
+                waiting = not self._done
+                if waiting:
+                    if self._async_waiters is None:
+                        self._async_waiters = []
+                    self._async_waiters.append((loop, future))
+            if waiting:
+                try:
+                    await asyncio.wait_for(asyncio.shield(future), timeout)
+                except TimeoutError:
+                    pass
+        return self.response
+
+    def __await__(self) -> Generator[Any, None, Response | None]:
+        return self.wait_async().__await__()
 
     @property
     def response(self) -> Response | None:
@@ -124,7 +143,7 @@ class Receipt:
             return self.txn.request
         from .wire import request_from_wire
 
-        return request_from_wire(self.wire, self._scheme())
+        return request_from_wire(self.wire, self.target)
 
     @property
     def method(self) -> str:
@@ -133,40 +152,51 @@ class Receipt:
 
     @property
     def url(self) -> str:
-        """The request URL as logs and error messages show it: credentials travel in a
-        header, and the values of credential-like query parameters (``api_key``,
-        ``token``...) are redacted; ``receipt.request.url()`` has them whole."""
-        from .wire import url_from_wire
+        """Where the request went, as logs and error messages show it: the real target
+        (whatever a Host header said), credentials kept out (they travel in a header)
+        and the values of credential-like query parameters (``api_key``, ``token``...)
+        redacted; ``receipt.request.url()`` has them whole."""
+        wire = self.wire
+        start = wire.find(b" ") + 1
+        target = wire[start : wire.find(b" ", start)].decode("latin-1")
+        return redact_url(self.target.origin_text + target)
 
-        return redact_url(url_from_wire(self.wire, self._scheme()))
-
-    def _scheme(self) -> str:
-        scheme: str = self.pool.scheme
-        return scheme
-
-    # -- what the engine calls -------------------------------------------------------------
-    def settle(self, result: RawResponse | Response | None, error: BaseException | None) -> None:
-        """End the request with ``result`` or ``error``; for the engine and the modes."""
+    # -- what the engine and the modes call ------------------------------------------------
+    def settle(self, result: Answer | None, error: BaseException | None) -> None:
+        """End the request with ``result`` or ``error`` (for the engine and the modes)."""
         self._result = result
         self._error = error
         self._done = True
         event = self._event
         if event is not None:
             event.set()
+        if self._async_waiters:
+            with _lock:
+                waiters, self._async_waiters = self._async_waiters, None
+            for loop, future in waiters:
+                try:
+                    loop.call_soon_threadsafe(_wake, future)
+                except RuntimeError:  # that loop is closed: nobody waits there any more
+                    pass
 
     def attach(self, txn: Transaction, prepared: PreparedRequest | None) -> None:
-        """Tie the request's lifecycle to this receipt (the engine resumes it)."""
+        """Tie the request's lifecycle to this receipt."""
         self.txn = txn
         self.prepared = prepared
 
 
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def settled(
     wire: bytes,
-    pool: Any,
+    target: URL,
     response: Response | None = None,
     error: BaseException | None = None,
 ) -> Receipt:
     """A receipt that is already done (intercepted, dropped, or sent by another mode)."""
-    receipt = Receipt(wire, pool, 0.0)
+    receipt = Receipt(wire, target)
     receipt.settle(response, error)
     return receipt

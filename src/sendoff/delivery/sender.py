@@ -1,9 +1,11 @@
-"""The Sender: the queue-side of the engine for one set of FireAndForget settings.
+"""The Sender: the caller's side of the engine, for one set of settings.
 
-Clients with equal settings share a Sender, so its per-origin pools (and their
-keep-alive connections) are reused even by code that makes a new client per request,
-as the Kohana seed does. ``submit`` is the caller's whole cost of a fire: one receipt,
-one deque append, and a wake-up of the engine only if it sleeps with a free connection.
+Clients with equal settings share a sender, so its per-origin pools (and their
+keep-alive connections) are reused even by code that makes a new client per request, as
+the Kohana seed does. :meth:`Sender.submit` is the caller's whole cost of a fire: a
+receipt and a job, one append to the sender's inbox, and a wake-up of the engine only
+if it sleeps. Its cost does not depend on how many origins are in use: the engine
+thread sorts the inbox into per-origin pools.
 """
 
 from __future__ import annotations
@@ -12,18 +14,19 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..core.errors import QueueFull
-from ..core.log import logger
-from .pool import Pool
+from .connection import MAX_BODY, MAX_HEAD, Limits
+from .job import Answer, Job
+from .logwindow import LogWindow
+from .pool import COUNTERS, Pool, Tally
 from .receipt import Receipt
 
 if TYPE_CHECKING:
     from ..events.lifecycle import Transaction
     from ..http.models import PreparedRequest
     from ..http.url import URL
-    from .engine import Engine
 
 #: What a fire does when the queue is full: drop it, wait for room, or raise QueueFull.
 OnFull = Literal["drop", "block", "raise"]
@@ -41,21 +44,51 @@ class Settings:
     on_full: OnFull = "drop"
     retries: int = 2
     exit_timeout: float = 5.0
+    max_response_head: int = MAX_HEAD
+    max_response_body: int = MAX_BODY
+
+
+class SenderHost(Protocol):
+    """What a sender needs of the engine it feeds."""
+
+    @property
+    def sleeping(self) -> bool:
+        """True when the engine thread waits for something to do (or has not started)."""
+
+    def wake(self) -> None:
+        """Make the engine look at the inboxes soon (starting its thread if need be)."""
+
+    def check_fork(self) -> None:
+        """Adopt this process if it was forked without the fork hooks running."""
 
 
 class Sender:
-    """Per-origin pools and the bounded queue in front of them."""
+    """The inbox of one set of settings, its shared tally and its per-origin pools
+    (the pools are the engine thread's; callers only append to the inbox)."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
+    def __init__(self, host: SenderHost, settings: Settings) -> None:
+        self.host = host
         self.settings = settings
         self.max_queue = settings.max_queue
+        self.limits = Limits(settings.max_response_head, settings.max_response_body)
+        self.inbox: deque[Job] = deque()
+        self.tally = Tally()
+        #: origin -> pool; changed on the engine thread only
         self.pools: dict[tuple[str, str, int], Pool] = {}
-        self.pendings: list[deque[Receipt]] = []
-        self.lock = threading.Lock()
-        self.active = 0  # taken from a queue and not yet settled (engine thread only)
+        #: counters of pools freed after they fell idle, so that totals stay whole
+        self.retired = dict.fromkeys(COUNTERS, 0)
         self.abandoned = 0
-        self._burst = 0  # requests dropped since the queue was last found full
+        self.lock = threading.Lock()
+        self.room = threading.Condition(self.lock)
+        self.blocked = 0  # callers waiting for room (on_full="block")
+        self.dropped: dict[str, int] = {}
+        #: jobs with listeners that ``on_full`` dropped: the engine runs their error and
+        #: end listeners (on its thread, as for every other outcome)
+        self.dropped_jobs: deque[tuple[Job, BaseException]] = deque()
+        #: requests a ``before`` listener ended in the caller's thread: the engine counts
+        #: them with the others of their origin
+        self.ended_jobs: deque[tuple[Job, Answer | None, BaseException | None]] = deque()
+        self.full_logs: dict[str, LogWindow] = {}
 
     def __repr__(self) -> str:
         return f"<Sender {self.settings} queued={self.queued()}>"
@@ -66,116 +99,117 @@ class Sender:
         url: URL,
         wire: bytes,
         timeout: float,
+        limit: float,
         txn: Transaction | None = None,
         prepared: PreparedRequest | None = None,
     ) -> Receipt:
         """Queue ``wire`` for ``url``'s origin and return its receipt at once."""
-        pool = self.pools.get(url.origin) or self.pool_for(url)
-        receipt = Receipt(wire, pool, timeout)
+        receipt = Receipt(wire, url)
         if txn is not None:
-            assert prepared is not None
             receipt.attach(txn, prepared)
-        pending = pool.pending
-        if len(pending) >= self.max_queue or (
-            len(self.pendings) > 1 and self.queued() >= self.max_queue
-        ):
-            if not self._make_room(pool, receipt):
-                return receipt
-        elif self._burst:
-            self._end_burst()
-        pending.append(receipt)
-        if pool.accepting:
-            engine = self.engine
-            engine.ready.append(pool)
-            if engine.sleeping:
-                engine.wake()
-        elif not len(pending) & 0x3FF:
-            self.engine.check_fork()  # a fork that bypassed os.register_at_fork
+        job = Job(wire, url, receipt, timeout, limit, txn, prepared)
+        inbox = self.inbox
+        if len(inbox) + self.tally.queued >= self.max_queue and not self._make_room(job, receipt):
+            return receipt
+        inbox.append(job)
+        host = self.host
+        if host.sleeping:
+            host.wake()
+        elif not len(inbox) & 0x3FF:
+            host.check_fork()  # a fork that bypassed os.register_at_fork
         return receipt
-
-    def pool_for(self, url: URL) -> Pool:
-        """The pool of ``url``'s origin, made on first use."""
-        key = url.origin
-        pool = self.pools.get(key)
-        if pool is None:
-            with self.lock:
-                pool = self.pools.get(key)
-                if pool is None:
-                    pool = Pool(self, url)
-                    self.pendings.append(pool.pending)
-                    self.pools[key] = pool
-        return pool
 
     def queued(self) -> int:
         """Requests waiting for a connection, every origin together."""
-        return sum(map(len, self.pendings))
+        return len(self.inbox) + self.tally.queued
 
-    def _make_room(self, pool: Pool, receipt: Receipt) -> bool:
-        """The queue is full: apply ``on_full``; True if the request may be queued now."""
+    def _make_room(self, job: Job, receipt: Receipt) -> bool:
+        """The queue is full: apply ``on_full``; True if the job may be queued now."""
         policy = self.settings.on_full
-        if policy == "block" and self._wait_for_room(receipt.timeout):
+        if policy == "block" and self._wait_for_room(job.timeout):
             return True
+        origin = job.url.origin_text
         error = QueueFull(
-            f"{receipt.method} {receipt.url}: the fire-and-forget queue is full "
+            f"{job.method} {job.where()}: the fire-and-forget queue is full "
             f"(max_queue={self.max_queue}, on_full={policy!r})"
         )
         with self.lock:
-            pool.dropped += 1
-            self._burst += 1
-            first = self._burst == 1
-        if first:
-            logger.warning(
-                "fire-and-forget queue full (max_queue=%d, on_full=%r): dropping requests "
-                "to %s until there is room",
-                self.max_queue, policy, pool.label,
-            )
+            self.dropped[origin] = self.dropped.get(origin, 0) + 1
+            window = self.full_logs.get(origin)
+            if window is None:
+                window = self.full_logs[origin] = LogWindow()
+        window.line(
+            time.monotonic(),
+            f"fire-and-forget queue full (max_queue={self.max_queue}, on_full={policy!r}): "
+            f"dropping requests to {origin}",
+        )
         if policy == "raise":
             raise error
-        if receipt.txn is not None:
-            self.engine.post(self.engine.dropped, receipt, error)
+        if job.txn is not None:  # its error and end listeners still run, on the engine
+            self.dropped_jobs.append((job, error))
+            if self.host.sleeping:
+                self.host.wake()
         else:
             receipt.settle(None, error)
         return False
 
-    def _end_burst(self) -> None:
-        with self.lock:
-            count, self._burst = self._burst, 0
-        if count:
-            logger.warning(
-                "fire-and-forget queue has room again; %d request(s) were dropped", count
-            )
-
     def _wait_for_room(self, timeout: float) -> bool:
-        engine = self.engine
         deadline = time.monotonic() + timeout
-        with engine.cond:
-            engine.blocked += 1
+        with self.room:
+            self.blocked += 1
             try:
                 while self.queued() >= self.max_queue:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return False
-                    engine.cond.wait(min(left, 0.25))
+                    self.room.wait(min(left, 0.25))
             finally:
-                engine.blocked -= 1
+                self.blocked -= 1
         return True
+
+    def report(self, now: float) -> None:
+        """Log the queue-full lines held back (engine thread, about once a second)."""
+        for origin, window in list(self.full_logs.items()):
+            window.report(now, origin)
 
     # -- reporting -----------------------------------------------------------------------------
     def outstanding(self) -> int:
         """Requests queued or in the engine's hands (exact on the engine thread)."""
-        return self.queued() + self.active
+        tally = self.tally
+        return len(self.inbox) + tally.queued + tally.active
 
     def counters(self) -> dict[str, Any]:
+        """Counters per origin (live pools, plus the drops of every origin)."""
         origins = {pool.label: pool.counters() for pool in list(self.pools.values())}
-        return {"origins": origins, "abandoned": self.abandoned}
+        for job in list(self.inbox):  # not sorted into their pools yet
+            origin = job.url.origin_text
+            entry = origins.setdefault(origin, dict.fromkeys(COUNTERS, 0))
+            entry["queued"] += 1
+        for origin, count in list(self.dropped.items()):
+            entry = origins.setdefault(origin, dict.fromkeys(COUNTERS, 0))
+            entry["dropped"] = count
+        return {"origins": origins, "abandoned": self.abandoned, "retired": dict(self.retired)}
 
-    def reset_after_fork(self) -> list[Receipt]:
-        """In a forked child: forget the parent's work; return the receipts it held."""
+    def ended_early(
+        self, url: URL, wire: bytes, answer: Answer | None, error: BaseException | None
+    ) -> None:
+        """Count a request that ended in the caller's thread (intercepted by ``before``)."""
+        self.ended_jobs.append((Job(wire, url, None, 0.0, 0.0), answer, error))
+        if self.host.sleeping:
+            self.host.wake()
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: fresh locks (a parent's thread may have held them)."""
         self.lock = threading.Lock()
-        self.active = 0
-        self.abandoned = 0
-        self._burst = 0
-        inherited: list[Receipt] = []
-        for pool in self.pools.values():
-            inherited.extend(pool.reset_after_fork())
-        return inherited
+        self.room = threading.Condition(self.lock)
+        self.blocked = 0
+        self.dropped = {}
+        self.full_logs = {}
+
+    def retire(self, pool: Pool) -> None:
+        """Free an idle pool (engine thread), keeping its counts in the totals."""
+        del self.pools[(pool.scheme, pool.host, pool.port)]
+        for key, value in pool.counters().items():
+            if key not in ("queued", "in_flight", "dropped"):
+                self.retired[key] += value
+

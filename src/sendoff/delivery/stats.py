@@ -46,7 +46,8 @@ def stats() -> dict[str, Any]:
     the same per origin under ``origins``, and the counters of the ``inline`` and
     ``process`` modes.
     """
-    from .engine import COUNTERS, current_engine
+    from .engine import current_engine
+    from .pool import COUNTERS
 
     engine = current_engine()
     if engine is None:

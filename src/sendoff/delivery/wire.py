@@ -115,23 +115,11 @@ def split_wire(wire: bytes) -> tuple[str, str, list[tuple[str, str]], bytes]:
     return method, target, pairs, body
 
 
-def url_from_wire(wire: bytes, scheme: str) -> str:
-    """The URL a request's wire bytes were sent to (its Host header and target)."""
-    head = wire[: wire.find(b"\r\n\r\n")].decode("latin-1")
-    target = head[head.find(" ") + 1 : head.find(" HTTP/")]
-    host = ""
-    for line in head.split("\r\n")[1:]:
-        if line[:5].lower() == "host:":
-            host = line[5:].strip()
-            break
-    return f"{scheme}://{host}{target}"
-
-
-def request_from_wire(wire: bytes, scheme: str) -> Request[Any]:
-    """A Request that renders to ``wire`` again (headers and body as sent)."""
+def request_from_wire(wire: bytes, url: URL) -> Request[Any]:
+    """A Request to ``url``'s origin that renders to ``wire`` again (headers, a custom
+    Host header included, and body as sent)."""
     method, target, pairs, body = split_wire(wire)
-    host = next((v for k, v in pairs if k.lower() == "host"), "")
-    request = Request(f"{scheme}://{host}{target}", method, headers=pairs)
+    request = Request(f"{url.origin_text}{target}", method, headers=pairs)
     if body:
         request.body(body)
     return request

@@ -129,6 +129,7 @@ class Request(Generic[ResultT]):
         "_client",
         "_client_ip",
         "_cookies",
+        "_deadline",
         "_emitter",
         "_headers",
         "_match",
@@ -195,6 +196,7 @@ class Request(Generic[ResultT]):
         self._protocol = "HTTP/1.1"
         self._emitter: Emitter | None = None
         self._timeout: float | None = None
+        self._deadline: float | None = None
         self._match = _NO_MATCH
         self._client_ip: str | None = None
         if query:
@@ -489,6 +491,22 @@ class Request(Generic[ResultT]):
         self._timeout = None if value is None else float(value)
         return self
 
+    @overload
+    def deadline(self) -> float | None: ...
+    @overload
+    def deadline(self, value: float | None) -> Self: ...
+    def deadline(self, value: float | None = _MISSING) -> float | Self | None:
+        """Seconds the whole exchange may take (connect, send, the complete response),
+        overriding its client's; :meth:`timeout` bounds each wait within it."""
+        if value is _MISSING:
+            return self._deadline
+        if value is not None and (
+            not isinstance(value, int | float) or isinstance(value, bool) or value <= 0
+        ):
+            raise InvalidRequest("deadline", f"must be a positive number of seconds, not {value!r}")
+        self._deadline = None if value is None else float(value)
+        return self
+
     @property
     def emitter(self) -> Emitter:
         """This request's own event emitter; its listeners apply to this request only."""
@@ -583,6 +601,7 @@ class Request(Generic[ResultT]):
         new._protocol = self._protocol
         new._emitter = self._emitter
         new._timeout = self._timeout
+        new._deadline = self._deadline
         new._match = _NO_MATCH
         new._client_ip = None
         return new

@@ -35,15 +35,14 @@ class URL:
     password: str | None = None
     #: the Host header: the port only when it is not the scheme's default
     host_header: str = ""
+    #: (scheme, host, port): the key of a connection pool
+    origin: tuple[str, str, int] = ("", "", 0)
+    #: ``scheme://host[:port]``, as logs and counters name the origin
+    origin_text: str = ""
 
     @property
     def is_external(self) -> bool:
         return bool(self.scheme)
-
-    @property
-    def origin(self) -> tuple[str, str, int]:
-        """(scheme, host, port): the key of a connection pool."""
-        return (self.scheme, self.host, self.port)
 
     def text(self, query: str | None = None, *, with_credentials: bool = False) -> str:
         """The URI as text, with ``query`` (or its own) as the query string."""
@@ -95,7 +94,18 @@ def parse_uri(uri: str) -> URL:
     host_header = f"[{host}]" if ":" in host else host
     if port != DEFAULT_PORTS[scheme]:
         host_header = f"{host_header}:{port}"
-    return URL(scheme, host, port, quote_path(path or "/"), query, username, password, host_header)
+    return URL(
+        scheme,
+        host,
+        port,
+        quote_path(path or "/"),
+        query,
+        username,
+        password,
+        host_header,
+        (scheme, host, port),
+        f"{scheme}://{host_header}",
+    )
 
 
 def _split_host_port(hostport: str, uri: str) -> tuple[str, str]:
