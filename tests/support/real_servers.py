@@ -85,6 +85,19 @@ stdlib
     ``apps/echo_stdlib.py``: every framing, written by hand; HTTP/1.0 requests to
     ``/chunked/`` are answered close-delimited.
 
+HEAD and HTTP/1.0 (observed, Debian 12: nginx 1.22, Apache 2.4, lighttpd 1.4.69,
+gunicorn 27, uvicorn 0.54, hypercorn 0.18, node 20)
+    HEAD gets the GET's headers without a body: the GET's Content-Length on ``/len/``
+    everywhere; on ``/chunked/`` hypercorn and stdlib also say ``Transfer-Encoding:
+    chunked``, the others give no length at all. HEAD to ``/close/`` closes the
+    connection except on nginx.
+    HTTP/1.0 requests are answered without chunks and closed, except: uvicorn answers
+    ``/chunked/`` and ``/close/`` *chunked* even to HTTP/1.0 (a uvicorn bug); with
+    ``Connection: keep-alive`` nginx, Apache, lighttpd, node and stdlib keep a ``/len/``
+    connection open (stdlib without saying so in a header), gunicorn, uvicorn and
+    hypercorn close. lighttpd and gunicorn answer with an ``HTTP/1.0`` status line, the
+    others ``HTTP/1.1``; hypercorn's status line has an empty reason phrase.
+
 Missing software is installed on first use (:func:`ensure_debian_packages` for the C
 servers and Node.js, as root with apt-get; pip for gunicorn/uvicorn/hypercorn, which
 pyproject's ``test`` extra already lists); when that is impossible :func:`start_server`
@@ -252,6 +265,7 @@ def _ensure_binary(
         return found if found and all(path.exists() for path in needs) else None
 
     found = present()
+    wanted = " and ".join([name, *map(str, needs)])
     errors: list[str] = []
     for packages in alternatives:
         if found:
@@ -260,10 +274,12 @@ def _ensure_binary(
             ensure_debian_packages(*packages)
         except ServerUnavailable as exc:
             errors.append(str(exc))
+        else:
+            errors.append(f"Debian packages {' '.join(packages)} are installed, "
+                          f"yet still no {wanted}")
         found = present()
     if not found:
-        wanted = ", ".join([name, *map(str, needs)])
-        raise ServerUnavailable(f"{wanted} missing and not installable:\n" + "\n".join(errors))
+        raise ServerUnavailable(f"{wanted} missing:\n" + "\n".join(errors))
     return found
 
 
@@ -308,12 +324,13 @@ PROFILES: dict[str, Profile] = {
     "uvicorn": Profile(
         frozenset({"len", "chunked"}), True, True,
         "httptools; no close-delimited answers to HTTP/1.1: /close/ is chunked, then the "
-        "connection is closed (the app sends connection: close).",
+        "connection is closed (the app sends connection: close). Answers chunked even "
+        "to HTTP/1.0 requests.",
     ),
     "hypercorn": Profile(
         frozenset({"len", "chunked"}), True, True,
         "h11; no close-delimited answers to HTTP/1.1: /close/ is chunked, then the "
-        "connection is closed (the app sends connection: close).",
+        "connection is closed (the app sends connection: close). Empty reason phrase.",
     ),
     "node": Profile(frozenset(FRAMINGS), True, True, "every framing; /chunked/ has two chunks."),
     "stdlib": Profile(
