@@ -27,8 +27,9 @@ The protocol every server follows
   ``srv.notes``), so tests skip only those combinations.
 * GET, POST, PUT, DELETE and HEAD all get ``200``. A request body (1 MB is fine) is read
   in full and dropped before the answer.
-* HTTP/1.1 keep-alive is on with a 75 s idle timeout and no request limit a test can
-  reach, except on gunicorn's sync worker, which closes after every answer
+* HTTP/1.1 keep-alive is on with a 75 s idle timeout (none on stdlib) and a per-connection
+  request limit no test reaches (lighttpd 65,535, nginx 1,000,000, the others none),
+  except on gunicorn's sync worker, which closes after every answer
   (``srv.keepalive`` is False). Pipelined requests are answered in order
   (``srv.pipelining``), except on gunicorn sync: it answers the first and closes.
 
