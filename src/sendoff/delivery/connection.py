@@ -65,6 +65,10 @@ class ConnectionOwner(Protocol):
     def answered(self, conn: Connection, job: Job, answer: Answer) -> None:
         """A whole response arrived for ``job``."""
 
+    def committed(self, conn: Connection) -> None:
+        """The head of the answer in flight came in and keeps the connection open (it is
+        keep-alive and frames its body): a request may now be pipelined behind it."""
+
     def lost(
         self,
         conn: Connection,
@@ -91,6 +95,7 @@ class Connection:
     __slots__ = (
         "_body",
         "_body_size",
+        "_committed",
         "_exchange",
         "_head_done",
         "_head_size",
@@ -100,12 +105,14 @@ class Connection:
         "addresses",
         "closing",
         "deadline",
+        "early",
         "fd",
         "host",
         "idle_timeout",
         "inflight",
         "label",
         "last_blocks",
+        "last_unsafe",
         "limits",
         "loop",
         "out",
@@ -131,6 +138,7 @@ class Connection:
         limits: Limits,
         idle_timeout: float,
         label: str = "",
+        early: bool = False,
     ) -> None:
         self.owner = owner
         self.loop = loop
@@ -151,6 +159,9 @@ class Connection:
         self.responding = False  # a byte of the current response has arrived
         self.closing = False  # the server or a request ends the connection after this answer
         self.last_blocks = False  # the last job sent may have nothing pipelined behind it
+        self.last_unsafe = False  # the last job sent is not idempotent (POST, PATCH)
+        #: tell the owner when an answer's head commits to keep the connection
+        self.early = early
         self.timeout = 0.0
         self.deadline = float("inf")
         self.addresses: list[tuple[Any, ...]] = []
@@ -160,6 +171,7 @@ class Connection:
         self._body_size = 0
         self._head_size = 0
         self._head_done = False
+        self._committed = False
         self._keep = True
         self._exchange: Exchange | None = None
 
@@ -246,12 +258,27 @@ class Connection:
             self.owner.opened(self)
 
     # -- writing ----------------------------------------------------------------------------
-    def accepts(self) -> bool:
-        """True if a job may be written now (pipelined behind those in flight only once
-        the server has answered one with keep-alive on this connection)."""
+    def accepts(self, trusted: bool = False) -> bool:
+        """True if a job may be written now.
+
+        Behind requests in flight (pipelining) only when the server has already answered
+        one on this connection, nothing in flight forbids it (a HEAD, HTTP/1.0 or
+        ``Connection: close`` request), and either the answer in flight has shown its
+        head and committed to keep the connection, with nothing else behind it, or the
+        origin is ``trusted`` (and the last request is idempotent). Without that, a
+        server that closes after an answer resets the connection over the requests it
+        has not read, and the answer is lost with them (RFC 9112, section 9.6).
+        """
         if self.state != OPEN or self.closing or self.last_blocks:
             return False
-        return not self.inflight or self.served > 0
+        inflight = self.inflight
+        if not inflight:
+            return True
+        if self.served == 0:
+            return False
+        if trusted and not self.last_unsafe:
+            return True
+        return len(inflight) == 1 and self._committed
 
     def send(self, job: Job, blocks: bool = False) -> None:
         """Write ``job`` behind what is in flight; ``blocks`` says nothing may follow it
@@ -263,6 +290,7 @@ class Connection:
             self._set_deadline(min(self.loop.now + job.timeout, job.expires))
         inflight.append(job)
         self.last_blocks = blocks
+        self.last_unsafe = not job.idempotent
         if self.out:
             self.out += job.wire
             return
@@ -375,6 +403,8 @@ class Connection:
                 return
         if self.closing and not self.responding:
             self.close_after_answer()
+        elif self.early and self._committed and inflight:
+            self.owner.committed(self)
 
     def close_after_answer(self) -> None:
         """The last answer said the connection ends: requests pipelined behind it were
@@ -420,6 +450,7 @@ class Connection:
         self._body_size = 0
         self._head_size = 0
         self._head_done = False
+        self._committed = False
         self._keep = True
         self._exchange = None
 
@@ -434,6 +465,7 @@ class Connection:
         if status < 200:
             return
         self._head_done = True
+        self._committed = self.early and bool(self.parser.should_keep_alive())
         job = self.inflight[0]
         txn = job.txn
         if txn is not None:
@@ -495,8 +527,9 @@ class Connection:
             self.timeout = following.timeout
             self._set_deadline(min(self.loop.now + following.timeout, following.expires))
         else:
-            self.last_blocks = False
+            self.last_blocks = self.last_unsafe = False
             self._set_deadline(self.loop.now + self.idle_timeout)
+        self._committed = False
         self.owner.answered(self, job, answer)
 
     def peer(self) -> Any:

@@ -249,8 +249,10 @@ class Engine:
         if self.pid != os.getpid():
             self.check_fork()
         chosen = list(self.senders.values()) if senders is None else senders
-        if not any(s.outstanding() for s in chosen):
-            return True
+        if self.loop.thread is None and not any(s.outstanding() for s in chosen):
+            return True  # never started: nothing was ever handed over
+        # Only the engine thread sees exact counts (a job leaving an inbox for its pool is
+        # in neither for a moment): it decides when the flush is done.
         if self.loop.on_loop_thread():
             raise RuntimeError("flush() cannot wait on the engine thread (from a listener)")
         waiter = _Flush(chosen)

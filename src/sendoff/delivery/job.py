@@ -94,6 +94,11 @@ class Job:
         return wire[start : wire.find(b" ", start)].decode("latin-1")
 
     @property
+    def idempotent(self) -> bool:
+        """GET, HEAD, PUT, DELETE, OPTIONS, TRACE: sending it twice does no more harm."""
+        return not self.wire.startswith((b"POST ", b"PATCH ", b"CONNECT "))
+
+    @property
     def head(self) -> bool:
         """A HEAD request: its answer has no body whatever its headers say."""
         return self.wire.startswith(b"HEAD ")

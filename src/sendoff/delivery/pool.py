@@ -32,6 +32,9 @@ IDLE_TIMEOUT = 15.0
 #: Seconds a DNS answer (or failure) is reused.
 DNS_TTL = 60.0
 DNS_FAILURE_TTL = 1.0
+#: Consecutive answers an origin must keep its connections open for before requests are
+#: pipelined to it without waiting for the head of the answer ahead of them.
+TRUST_AFTER = 64
 #: Seconds between the first automatic connect retries (doubled each time, capped).
 BACKOFF = 0.5
 BACKOFF_MAX = 10.0
@@ -109,6 +112,7 @@ class Pool:
         "retries",
         "scheme",
         "ssl_context",
+        "streak",
         "tag",
         "tally",
     )
@@ -139,6 +143,8 @@ class Pool:
         self.pipeline = pipeline
         #: pipelining is on until the origin shows it cannot take it
         self.pipelining = pipeline > 1
+        #: consecutive answers that kept their connection; -1 once one did not (for good)
+        self.streak = 0
         self.retries = retries
         self.limits = limits
         self.ssl_context = ssl_context if self.scheme == "https" else None
@@ -196,10 +202,11 @@ class Pool:
         while queue and idle:
             self._fill(idle.pop())
         if queue and self.pipelining:
+            trusted = self.streak >= TRUST_AFTER
             for conn in self.conns:
                 if not queue:
                     break
-                if conn.inflight and conn.accepts():
+                if conn.inflight and conn.accepts(trusted):
                     self._fill(conn)
         while queue and len(self.conns) < self.max_conns:
             if not self._open():
@@ -212,7 +219,8 @@ class Pool:
             job = self._take()
             conn.send(job, job.head)
             return
-        while queue and len(conn.inflight) < self.pipeline and conn.accepts():
+        trusted = self.streak >= TRUST_AFTER
+        while queue and len(conn.inflight) < self.pipeline and conn.accepts(trusted):
             job = self._take()
             conn.send(job, job.head or job.closes())
         if not conn.inflight and conn.accepts() and conn not in self.idle:
@@ -225,7 +233,7 @@ class Pool:
             job = self._take()
             conn = Connection(
                 self, self.loop, self.host, self.port, self.ssl_context, self.limits,
-                IDLE_TIMEOUT, self.label,
+                IDLE_TIMEOUT, self.label, early=self.pipelining,
             )
             self.conns.append(conn)
             conn.connect(self.addresses, job, job.head or (self.pipelining and job.closes()))
@@ -265,7 +273,13 @@ class Pool:
         if self.pipelining and self.queue:
             self._fill(conn)
 
+    def committed(self, conn: Connection) -> None:
+        if self.pipelining and self.queue:
+            self._fill(conn)
+
     def answered(self, conn: Connection, job: Job, answer: Answer) -> None:
+        if self.pipelining:
+            self._learn(conn)
         self.end(job, answer, None)
         if not conn.inflight and conn.accepts():
             if self.queue:
@@ -282,9 +296,9 @@ class Pool:
         resend: list[Job],
         connecting: bool,
     ) -> None:
+        if self.pipelining and (resend or failed) and not connecting:
+            self.streak = -1  # it closed under requests: never trust it again
         if resend:
-            if len(resend) > 1 or failed:
-                self.pipelining = False  # it closed with pipelined requests in flight
             for job in resend:
                 job.tries |= RESENT
             self.retried += len(resend)
@@ -294,6 +308,14 @@ class Pool:
                 self._connect_failed(job, error)
             else:
                 self.end(job, None, error)
+
+    def _learn(self, conn: Connection) -> None:
+        """Count answers that kept their connection open; one that did not ends the
+        origin's trust for good."""
+        if conn.closing:
+            self.streak = -1
+        elif self.streak >= 0:
+            self.streak += 1
 
     def closed(self, conn: Connection) -> None:
         try:

@@ -11,6 +11,10 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
 _FORBIDDEN_NAMES = {"\r": "CR", "\n": "LF", "\x00": "NUL"}
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # what a header value may not hold
+# RFC 9110 section 7.2: uri-host [ ":" port ]; a reg-name, an IPv4 or a bracketed IPv6
+_HOST_HEADER = re.compile(
+    r"(?:[A-Za-z0-9._~!$&'()*+,;=%-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?\Z"
+)
 
 
 def check_token(field: str, value: object) -> str:
@@ -58,6 +62,15 @@ def header_value(field: str, value: object) -> str:
     except UnicodeEncodeError:
         raise InvalidRequest(field, f"{text!r} is not latin-1; encode it first") from None
     return text
+
+
+def check_host_header(value: str) -> str:
+    """``value`` if it is a valid ``Host`` header (``host[:port]``), else InvalidRequest."""
+    found = _HOST_HEADER.match(value)
+    port = found.group(1) if found is not None else None
+    if found is None or (port is not None and not 0 < int(port) <= 65535):
+        raise InvalidRequest("headers", f"Host {value!r} is not a valid host[:port]")
+    return value
 
 
 def utf8(field: str, text: str) -> bytes:

@@ -20,7 +20,7 @@ from typing import Any, Generic, NamedTuple, Protocol, Self, TypeVar, overload
 from ..core.emitter import Emitter
 from ..core.errors import InvalidRequest, SendoffError
 from ..core.log import redact_url
-from .checks import check_text, check_token, store_field, utf8
+from .checks import check_host_header, check_text, check_token, store_field, utf8
 from .forms import FieldValue, decode_fields, encode_fields
 from .frame import current_frame
 from .headers import Headers, HeadersInput
@@ -568,7 +568,10 @@ class Request(Generic[ResultT]):
         cookies = self._cookies
         cookie_text = "; ".join(f"{k}={v}" for k, v in cookies.items()) if cookies else ""
         for name, value in user:
-            if cookie_text and name.lower() == "cookie":
+            low = name.lower()
+            if low == "host":
+                check_host_header(value)
+            elif cookie_text and low == "cookie":
                 value, cookie_text = f"{value}; {cookie_text}", ""
             headers.append((name, value))
         if "user-agent" not in names:
