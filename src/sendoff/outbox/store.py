@@ -58,6 +58,8 @@ APPLICATION_ID = 0x736E646F
 MAX_BATCH = 1000
 _MAX_GROUP = 512  # at most this many writes share one transaction
 _MAX_ERROR_TEXT = 2000
+_AUTOCHECKPOINT_PAGES = 10_000  # about 40 MB of WAL when no relay claims (and checkpoints)
+_CHECKPOINT_EVERY = 1.0  # seconds between the checkpoints claim() runs
 
 # ---------------------------------------------------------------------------------------
 # Schema. Each step runs once, in order, in one transaction with the version bump.
@@ -337,18 +339,49 @@ def _check_message(msg: NewMessage) -> tuple[bytes, tuple[float, ...]]:
     return bytes(msg.wire), _schedule.validate(msg.schedule)
 
 
-# Connections a forked child inherited: never used, never closed (closing could disturb the
-# parent's locks or delete its WAL), kept referenced so no finaliser closes them either.
+# fork(): SQLite keeps per-process lock bookkeeping (os_unix.c's inode and shared-memory
+# lists) that a child inherits. A connection the parent had in the middle of a transaction
+# at the fork would make the child's own new connections on the file see a "sibling" holding
+# the WAL write lock (busy for ever), and inherited connections would let the child's new
+# ones skip taking their real file locks. So: before os.fork() every Store lets its running
+# transaction finish and holds new ones back; the child then closes the inherited, idle
+# connections (their unlocks only touch the child's own POSIX locks; the parent's shared
+# lock keeps the child from checkpointing or deleting the WAL) and opens its own on first use.
+# A fork the hooks did not see (a C-level fork) is detected by pid: the child then leaves
+# the inherited connections untouched, referenced here so no finaliser closes them.
 _inherited: list[sqlite3.Connection] = []
 _stores: weakref.WeakSet[Store] = weakref.WeakSet()
+_fork_lock = threading.Lock()
+_forking: list[Store] = []
+
+
+def _before_fork() -> None:
+    _fork_lock.acquire()
+    _forking[:] = list(_stores)
+    for store in _forking:
+        store._fork_prepare()
+
+
+def _after_fork_in_parent() -> None:
+    for store in _forking:
+        store._fork_release()
+    _forking.clear()
+    _fork_lock.release()
 
 
 def _after_fork_in_child() -> None:
-    for store in list(_stores):
-        store._after_fork()
+    global _fork_lock
+    for store in _forking:
+        store._fork_child()
+    _forking.clear()
+    _fork_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 def _has_counter(conn: sqlite3.Connection) -> bool:
@@ -428,6 +461,7 @@ class Store:
         self._transactions = 0
         self._origin_cursor: str | None = None
         self._closed = False
+        self._last_checkpoint = 0.0
         self._init_process_state()
         _stores.add(self)
         try:
@@ -444,11 +478,38 @@ class Store:
         self._idle = threading.Condition(self._lock)
         self._queue: list[_Write[Any]] = []
         self._busy = False
+        self._pending = 0
         self._read_lock = threading.Lock()
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
 
+    def _fork_prepare(self) -> None:
+        """Before fork(): wait for the running transaction and reads, and hold new ones."""
+        self._read_lock.acquire()
+        with self._lock:
+            while self._busy:
+                self._idle.wait()
+            self._busy = True
+
+    def _fork_release(self) -> None:
+        """After fork() in the parent: let the writes that queued meanwhile go."""
+        with self._lock:
+            self._handoff()
+        self._read_lock.release()
+
+    def _fork_child(self) -> None:
+        """After fork() in the child: close the inherited (idle) connections, start afresh."""
+        inherited = (self._wconn, self._rconn)
+        self._init_process_state()
+        for conn in inherited:
+            if conn is not None:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    _inherited.append(conn)
+
     def _after_fork(self) -> None:
+        """A fork the hooks did not see: never touch the inherited connections."""
         if self._pid == os.getpid():
             return
         for conn in (self._wconn, self._rconn):
@@ -467,6 +528,11 @@ class Store:
         """Write transactions this object committed (in this process)."""
         return self._transactions
 
+    @property
+    def pending_writes(self) -> int:
+        """Writes submitted in this process and not finished yet (running or queued)."""
+        return self._pending
+
     # -- connections ----------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
@@ -484,6 +550,9 @@ class Store:
             sync = "FULL" if self.durability == "full" else "NORMAL"
             conn.execute(f"PRAGMA synchronous={sync}")
             conn.execute("PRAGMA journal_size_limit=67108864")
+            # Checkpoints (copying the WAL into the file, with an fsync) cost milliseconds:
+            # claim() runs them, off the callers' path; commits only as a safety net.
+            conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
         except BaseException:
             conn.close()
             raise
@@ -658,6 +727,7 @@ class Store:
             if self._closed:
                 raise OutboxError(f"outbox {self.path}: closed", cause="closed", path=self.path)
             self._queue.append(write)
+            self._pending += 1
             lead = not self._busy
             if lead:
                 self._busy = True
@@ -679,6 +749,7 @@ class Store:
         with self._lock:
             if write in self._queue:
                 self._queue.remove(write)
+                self._pending -= 1
                 if write.promoted:  # it was to lead: pass the turn on
                     self._handoff()
 
@@ -702,6 +773,7 @@ class Store:
             for write in batch:
                 write.done = True
             with self._lock:
+                self._pending -= len(batch)
                 self._handoff()
             for write in batch:
                 if write is not mine:
@@ -717,11 +789,20 @@ class Store:
         action = "store the message" if len(batch) == 1 else "commit"
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for write in batch:
+            i = 0
+            while i < len(batch):
+                write = batch[i]
+                i += 1
                 try:
                     write.result = write.fn(conn)
                 except _Refused as refused:
                     write.error = refused.error
+                if i == len(batch) and self._queue and i < _MAX_GROUP:
+                    # writes that arrived while this transaction ran join it before COMMIT
+                    with self._lock:
+                        more = self._queue[: _MAX_GROUP - i]
+                        del self._queue[: _MAX_GROUP - i]
+                    batch.extend(more)
             conn.execute("COMMIT")
             self._transactions += 1
         except BaseException as exc:
@@ -957,7 +1038,24 @@ class Store:
                 )
             return claimed
 
-        return self._write(take)
+        claimed = self._write(take)
+        if time.monotonic() - self._last_checkpoint >= _CHECKPOINT_EVERY:
+            self._checkpoint_quietly()
+        return claimed
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy committed WAL frames into the database file without blocking anyone (a
+        passive checkpoint); returns ``(frames in the WAL, frames copied)``. :meth:`claim`
+        does this every second, so writers rarely pay for it."""
+        self._last_checkpoint = time.monotonic()
+        row = self._read(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        return int(row[1]), int(row[2])
+
+    def _checkpoint_quietly(self) -> None:
+        try:
+            self.checkpoint()
+        except OutboxError as exc:  # the claim itself succeeded; the next one tries again
+            logger.debug("outbox %s: checkpoint failed: %s", self.path, exc)
 
     @staticmethod
     def _origin_heads(conn: sqlite3.Connection, after: str | None) -> Iterator[tuple[str, float]]:
@@ -1371,6 +1469,7 @@ class Store:
             if n < batch:
                 if total:
                     logger.debug("outbox %s: purged %d delivered messages", self.path, total)
+                    self._checkpoint_quietly()
                 return total
 
     # -- lifecycle ------------------------------------------------------------------------
