@@ -112,7 +112,22 @@ def fill_to_limit(path: str, extra: str) -> None:
     store.close()
 
 
+def add_as(path: str, uid: str) -> None:
+    """Drop to ``uid`` (the test runs as root, who may write anything), then try to add.
+    Prints ``ok ID`` or ``error CAUSE MESSAGE``; reads first, to show they still work."""
+    from sendoff.outbox import OutboxError
+
+    os.setgid(int(uid))
+    os.setuid(int(uid))
+    try:
+        store = Store(path)
+        print(f"read {store.stats()['total']}", flush=True)
+        print(f"ok {store.add(_msg(1)).id}", flush=True)
+    except OutboxError as exc:
+        print(f"error {exc.cause} {exc}", flush=True)
+
+
 if __name__ == "__main__":
     commands = {"status": status, "produce": produce, "claim": claim, "hold_lock": hold_lock,
-                "fill_to_limit": fill_to_limit}  # fmt: skip
+                "fill_to_limit": fill_to_limit, "add_as": add_as}  # fmt: skip
     commands[sys.argv[1]](*sys.argv[2:])

@@ -684,8 +684,12 @@ class Store:
 
     def _diagnose(self, primary: int | None) -> tuple[str, str]:
         directory = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(directory):
-            return "cannot_open", f"cannot open: the directory {directory} does not exist"
+        try:
+            os.stat(directory)
+        except FileNotFoundError:
+            return "cannot_open", f"the directory {directory} does not exist"
+        except OSError as exc:
+            return "cannot_open", f"the directory {directory} cannot be reached ({exc.strerror})"
         try:
             vfs = os.statvfs(directory)
         except OSError:
@@ -708,8 +712,8 @@ class Store:
             return "io", "I/O error reading or writing the file"
         for target in (self.path, directory):
             if os.path.exists(target) and not os.access(target, os.W_OK):
-                return "read_only", f"read-only: {target} is not writable"
-        return "cannot_open", "cannot open the file (permissions or a missing directory?)"
+                return "read_only", f"read-only: {target} is not writable by this user"
+        return "cannot_open", "the file cannot be opened"
 
     # -- group commit ---------------------------------------------------------------------
 
