@@ -37,7 +37,7 @@ def test_a_valid_lease_is_never_given_twice_and_an_expired_one_comes_back(
 
 
 def test_a_lease_expiring_during_the_last_attempt_makes_the_message_dead(
-    store: Store, clock: Clock
+    store: Store, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     mid = store.add(message(1, schedule=(0, 1))).id
     (c,) = store.claim("p1", 1, 10.0)
@@ -45,8 +45,15 @@ def test_a_lease_expiring_during_the_last_attempt_makes_the_message_dead(
     (c,) = store.claim("p1", 1, 10.0)
     assert c.attempt == 2  # the last one the schedule allows; then p1 dies
     clock.advance(10)
-    assert store.claim("p2", 1, 10.0) == []
+    with caplog.at_level("WARNING", logger="sendoff.outbox"):
+        assert store.claim("p2", 1, 10.0) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"outbox {store.path}: message {mid} is dead: its lease expired on its last attempt"
+    ]
+    assert "token" not in caplog.text
     st = store.status(mid)
+    assert st is not None
+    assert st.last_status == 503  # the unknown last attempt does not erase what was known
     assert st is not None
     assert st.status == "dead"
     assert st.lease_owner is None

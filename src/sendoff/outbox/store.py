@@ -417,6 +417,13 @@ _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB, _PERM = 
 _RESET_CAUSES = frozenset({"corrupt", "io", "cannot_open", "read_only"})
 
 
+class _Keep:
+    """Marks a column an update leaves as it is."""
+
+
+_KEEP = _Keep()
+
+
 # ---------------------------------------------------------------------------------------
 # The store
 
@@ -458,6 +465,7 @@ class Store:
         self.max_rows = max_rows
         self._clock = clock
         self._rng = rng or random.Random()
+        self._own_rng = rng is None
         self._transactions = 0
         self._origin_cursor: str | None = None
         self._closed = False
@@ -501,6 +509,8 @@ class Store:
         """After fork() in the child: close the inherited (idle) connections, start afresh."""
         inherited = (self._wconn, self._rconn)
         self._init_process_state()
+        if self._own_rng:
+            self._rng.seed()  # not the parent's jitter sequence
         for conn in inherited:
             if conn is not None:
                 try:
@@ -832,9 +842,6 @@ class Store:
             first = batch[0].error
             if isinstance(first, OutboxError) and first.cause in _RESET_CAUSES:
                 self._drop_writer()  # reopen on next use, once the cause is fixed
-            logger.debug(
-                "outbox %s: transaction of %d writes failed: %s", self.path, len(batch), first
-            )
             if not isinstance(failed, Exception):
                 raise
 
@@ -1000,6 +1007,7 @@ class Store:
                         break
                 depth += 1
             claimed: list[Claimed] = []
+            del died[:]  # a retried transaction starts over
             for seq in picked:
                 row = conn.execute(
                     f"SELECT {_CLAIM_COLUMNS} FROM messages WHERE seq = ?", (seq,)
@@ -1007,14 +1015,10 @@ class Store:
                 steps = tuple(float(s) for s in json.loads(row[11]))
                 attempt = row[9] - row[10] + 1
                 if row[13] == "delivering" and attempt > len(steps):
-                    self._finish_row(
-                        conn, seq, row[8], "dead", None,
-                        "the lease expired during the last attempt (its owner died?)", at,
-                    )  # fmt: skip
-                    logger.warning(
-                        "outbox %s: message %s dead: lease expired on its last attempt",
-                        self.path, row[1],
-                    )  # fmt: skip
+                    # the outcome of that attempt is unknown: last_status stays
+                    error = "the lease expired during the last attempt (its owner died?)"
+                    self._finish_row(conn, seq, row[8], "dead", _KEEP, error, at)
+                    died.append(row[1])
                     continue
                 conn.execute(
                     "UPDATE messages SET status = 'delivering', lease_owner = ?,"
@@ -1042,7 +1046,11 @@ class Store:
                 )
             return claimed
 
+        died: list[str] = []
         claimed = self._write(take)
+        for ident in died:  # logged outside the transaction: a handler may use the store
+            logger.warning("outbox %s: message %s is dead: its lease expired on its last"
+                           " attempt", self.path, ident)  # fmt: skip
         if time.monotonic() - self._last_checkpoint >= _CHECKPOINT_EVERY:
             self._checkpoint_quietly()
         return claimed
@@ -1112,15 +1120,25 @@ class Store:
         seq: int,
         ordering_key: str | None,
         verdict: Literal["delivered", "dead"],
-        status: int | None,
-        error: str | None,
+        status: int | _Keep | None,
+        error: str | _Keep | None,
         now: float,
     ) -> None:
+        """Finish a message; ``_KEEP`` leaves ``last_status``/``last_error`` as they are."""
         conn.execute(
-            "UPDATE messages SET status = ?, last_status = ?, last_error = ?,"
+            "UPDATE messages SET status = ?, last_status = CASE WHEN ? THEN last_status"
+            " ELSE ? END, last_error = CASE WHEN ? THEN last_error ELSE ? END,"
             " delivered_at = ?, lease_owner = NULL, lease_expires = NULL,"
             " claimable_at = NULL, blocked = NULL WHERE seq = ?",
-            (verdict, status, error, now if verdict == "delivered" else None, seq),
+            (
+                verdict,
+                status is _KEEP,
+                None if isinstance(status, _Keep) else status,
+                error is _KEEP,
+                None if isinstance(error, _Keep) else error,
+                now if verdict == "delivered" else None,
+                seq,
+            ),
         )
         if ordering_key is not None:
             Store._unblock_next(conn, ordering_key)
