@@ -305,19 +305,25 @@ def new_owner() -> str:
 # random's module instance is reseeded in a forked child, so parent and child never share ids.
 _randbits = random.getrandbits
 
-_schedule_json_cache: dict[tuple[float, ...], str] = {}
+# Schedules already checked, with their JSON: most messages share a few tuples.
+_schedules: dict[object, tuple[tuple[float, ...], str]] = {}
 
 
-def _schedule_json(steps: tuple[float, ...]) -> str:
-    text = _schedule_json_cache.get(steps)
-    if text is None:
-        text = json.dumps([int(s) if s == int(s) else s for s in steps])
-        if len(_schedule_json_cache) < 64:
-            _schedule_json_cache[steps] = text
-    return text
+def _checked_schedule(schedule: Sequence[float]) -> tuple[tuple[float, ...], str]:
+    try:
+        known = _schedules.get(schedule) if type(schedule) is tuple else None
+    except TypeError:  # a tuple holding something unhashable: validate() says what
+        known = None
+    if known is not None:
+        return known
+    steps = _schedule.validate(schedule)
+    known = steps, json.dumps([int(s) if s == int(s) else s for s in steps])
+    if type(schedule) is tuple and len(_schedules) < 64:
+        _schedules[schedule] = known
+    return known
 
 
-def _check_message(msg: NewMessage) -> tuple[bytes, tuple[float, ...]]:
+def _check_message(msg: NewMessage) -> tuple[bytes, tuple[tuple[float, ...], str]]:
     if not isinstance(msg.method, str) or not msg.method or not msg.method.isascii():
         raise ValueError("method: must be a non-empty ASCII string")
     if not isinstance(msg.url, str) or not msg.url:
@@ -336,7 +342,7 @@ def _check_message(msg: NewMessage) -> tuple[bytes, tuple[float, ...]]:
     for name, value in (("key", msg.key), ("ordering_key", msg.ordering_key)):
         if value is not None and (not isinstance(value, str) or not value or len(value) > 1000):
             raise ValueError(f"{name}: must be a non-empty string of at most 1000 characters")
-    return bytes(msg.wire), _schedule.validate(msg.schedule)
+    return bytes(msg.wire), _checked_schedule(msg.schedule)
 
 
 # fork(): SQLite keeps per-process lock bookkeeping (os_unix.c's inode and shared-memory
@@ -399,11 +405,13 @@ class _Refused(Exception):
 
 
 class _Write(Generic[T]):
-    __slots__ = ("done", "error", "event", "fn", "promoted", "result")
+    __slots__ = ("done", "error", "fn", "promoted", "result", "waiter")
 
     def __init__(self, fn: Callable[[sqlite3.Connection], T]) -> None:
         self.fn = fn
-        self.event = threading.Event()
+        # A write that has to wait gets a held lock; releasing it wakes the writer (cheaper
+        # than an Event, and a write that leads at once never needs one).
+        self.waiter: threading.Lock | None = None
         self.done = False
         self.promoted = False
         self.result: T | None = None
@@ -745,9 +753,12 @@ class Store:
             lead = not self._busy
             if lead:
                 self._busy = True
+            else:
+                write.waiter = waiter = threading.Lock()
+                waiter.acquire()
         if not lead:
             try:
-                write.event.wait()
+                waiter.acquire()
             except BaseException:
                 self._withdraw(write)
                 raise
@@ -772,7 +783,8 @@ class Store:
         if self._queue:
             nxt = self._queue[0]
             nxt.promoted = True
-            nxt.event.set()
+            assert nxt.waiter is not None  # queued writes wait
+            nxt.waiter.release()
         else:
             self._busy = False
             self._idle.notify_all()
@@ -790,8 +802,8 @@ class Store:
                 self._pending -= len(batch)
                 self._handoff()
             for write in batch:
-                if write is not mine:
-                    write.event.set()
+                if write is not mine and write.waiter is not None:
+                    write.waiter.release()
 
     def _run(self, batch: list[_Write[Any]]) -> None:
         try:
@@ -875,7 +887,7 @@ class Store:
         Raises :class:`OutboxFull` at ``max_rows``, :class:`OutboxError` if the row could
         not be committed, ``ValueError`` for malformed input.
         """
-        wire, steps = _check_message(msg)
+        wire, (steps, steps_json) = _check_message(msg)
         at = self._now(now)
         ident = new_id(at)
         key = msg.key
@@ -883,7 +895,7 @@ class Store:
         next_at = at + delay
         params = (
             ident, key, msg.ordering_key, msg.origin, msg.method, msg.url, wire,
-            float(msg.timeout), at, next_at, _schedule_json(steps),
+            float(msg.timeout), at, next_at, steps_json,
         )  # fmt: skip
         max_rows = self.max_rows
 
