@@ -140,3 +140,21 @@ def test_close_waits_for_running_writes(store: Store, n: int) -> None:
     store.close()
     with Store(store.path) as again:
         assert all(again.status(i) is not None for i in ids)
+
+
+def test_the_same_key_from_many_threads_at_once_is_stored_once(store: Store) -> None:
+    barrier = threading.Barrier(8)
+    results = []
+
+    def add() -> None:
+        barrier.wait()
+        results.append(store.add(message(0, key="signup:42")))
+
+    threads = [threading.Thread(target=add) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({r.id for r in results}) == 1
+    assert sorted(r.existing for r in results) == [False] + [True] * 7
+    assert store.stats()["total"] == 1

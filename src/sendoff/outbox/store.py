@@ -323,6 +323,10 @@ def _checked_schedule(schedule: Sequence[float]) -> tuple[tuple[float, ...], str
     return known
 
 
+def _looks_like_id(key: str) -> bool:
+    return len(key) == 36 and key.startswith("msg_")
+
+
 def _check_message(msg: NewMessage) -> tuple[bytes, tuple[tuple[float, ...], str]]:
     if not isinstance(msg.method, str) or not msg.method or not msg.method.isascii():
         raise ValueError("method: must be a non-empty ASCII string")
@@ -899,22 +903,26 @@ class Store:
         )  # fmt: skip
         max_rows = self.max_rows
 
+        def existing(conn: sqlite3.Connection) -> Enqueued | None:
+            assert key is not None
+            row = conn.execute(
+                "SELECT id, status, created_at FROM messages WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None and _looks_like_id(key):
+                row = conn.execute(  # a key equal to an id is that message's key
+                    "SELECT id, status, created_at FROM messages WHERE id = ? AND key IS NULL",
+                    (key,),
+                ).fetchone()
+            return None if row is None else Enqueued(row[0], key, row[1], row[2], True)
+
         def insert(conn: sqlite3.Connection) -> Enqueued:
-            if key is not None:
-                row = (
-                    conn.execute(
-                        "SELECT id, status, created_at FROM messages WHERE key = ?", (key,)
-                    ).fetchone()
-                    or conn.execute(  # a key equal to an id is that message's key
-                        "SELECT id, status, created_at FROM messages WHERE id = ? AND key IS NULL",
-                        (key,),
-                    ).fetchone()
-                )
-                if row is not None:
-                    return Enqueued(row[0], key, row[1], row[2], existing=True)
+            if key is not None and _looks_like_id(key) and (found := existing(conn)):
+                return found
             if max_rows is not None:
                 count = conn.execute("SELECT value FROM counters WHERE name = 'rows'").fetchone()
                 if count[0] >= max_rows:
+                    if key is not None and (found := existing(conn)):
+                        return found  # a duplicate is answered even when full
                     raise _Refused(
                         OutboxFull(
                             f"outbox {self.path}: full ({max_rows} rows); the message was"
@@ -932,12 +940,17 @@ class Store:
                 blocked = 1 if busy else 0
                 if busy:
                     claimable = None
-            conn.execute(
+            cur = conn.execute(
                 "INSERT INTO messages (id, key, ordering_key, origin, method, url, wire,"
                 " timeout, created_at, next_attempt_at, schedule, status, claimable_at,"
-                " blocked) VALUES (?,?,?,?,?,?,?,?,?,?,?,'pending',?,?)",
+                " blocked) VALUES (?,?,?,?,?,?,?,?,?,?,?,'pending',?,?)"
+                " ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING",
                 (*params, claimable, blocked),
             )
+            if cur.rowcount == 0:  # the key is taken: that message answers
+                found = existing(conn)
+                assert found is not None
+                return found
             return Enqueued(ident, key or ident, "pending", at, existing=False)
 
         return self._write(insert)
