@@ -566,7 +566,10 @@ class Store:
             cached_statements=64,
         )
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            # Switching a new file to WAL needs an exclusive lock, and SQLite answers BUSY
+            # at once, without its busy handler, while another connection holds one: wait
+            # here instead, up to busy_timeout (processes opening a new file together).
+            mode = self._patiently(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
             if str(mode).lower() != "wal":
                 logger.warning("outbox %s: journal_mode is %s, not wal", self.path, mode)
             sync = "FULL" if self.durability == "full" else "NORMAL"
@@ -579,6 +582,20 @@ class Store:
             conn.close()
             raise
         return conn
+
+    def _patiently(self, fn: Callable[[], T]) -> T:
+        """``fn()``, tried again while SQLite says BUSY, until ``busy_timeout`` has passed."""
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+                if code not in (_BUSY, _LOCKED) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)  # a retry loop, as SQLite's own busy handler does
+            pause = min(pause * 2, 0.05)
 
     def _writer(self) -> sqlite3.Connection:
         if self._wconn is None:
@@ -609,14 +626,19 @@ class Store:
         the version bump) and add the row counter if ``max_rows`` needs it."""
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            self._check_version(conn, version)
             want_counter = self.max_rows is not None
-            if version == SCHEMA_VERSION and not (want_counter and not _has_counter(conn)):
-                return
+            if version == SCHEMA_VERSION:  # the usual case: nothing to write
+                self._check_version(conn, version)
+                if not (want_counter and not _has_counter(conn)):
+                    return
+            elif version > SCHEMA_VERSION:
+                self._check_version(conn, version)
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # Checked again under the write lock, in one snapshot: another process may
+                # have migrated the file meanwhile (its tables must not look foreign).
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
-                self._check_version(conn, version)  # another process may have migrated
+                self._check_version(conn, version)
                 start = version
                 while version < SCHEMA_VERSION:
                     for statement in MIGRATIONS[version]:
