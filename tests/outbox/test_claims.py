@@ -1,0 +1,199 @@
+"""Claiming: leases and their expiry, fairness across origins, FIFO per ordering key."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+
+import pytest
+
+from sendoff.outbox import Store
+
+from .conftest import Clock, message
+
+A, B, C = "http://a.example:80", "https://b.example:443", "http://c.example:8080"
+
+
+def test_a_valid_lease_is_never_given_twice_and_an_expired_one_comes_back(
+    store: Store, clock: Clock
+) -> None:
+    ids = {store.add(message(i)).id for i in range(3)}
+    t = clock.now
+    first = store.claim("p1", 10, 30.0, now=t)
+    assert {c.id for c in first} == ids
+    assert all(c.lease_owner == "p1" and c.lease_expires == t + 30 for c in first)
+    assert store.claim("p2", 10, 30.0, now=t + 29.999) == []  # still leased
+    st = store.status(first[0].id)
+    assert st is not None
+    assert (st.status, st.lease_owner, st.attempts) == ("delivering", "p1", 1)
+    assert store.delivered(first[0].id, "p1", 200, now=t + 10)
+    again = store.claim("p2", 10, 30.0, now=t + 30)  # p1 "died": its leases ran out
+    assert {c.id for c in again} == ids - {first[0].id}
+    assert all(c.attempt == 2 and c.attempts == 2 for c in again)
+    # p1 comes back to life too late: its results are ignored
+    assert not store.delivered(again[0].id, "p1", 200, now=t + 31)
+    assert not store.retry_later(again[0].id, "p1", 503, "x", t + 40, now=t + 31)
+    assert store.delivered(again[0].id, "p2", 200, now=t + 31)
+
+
+def test_a_lease_expiring_during_the_last_attempt_makes_the_message_dead(
+    store: Store, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    mid = store.add(message(1, schedule=(0, 1))).id
+    (c,) = store.claim("p1", 1, 10.0)
+    store.retry_later(c.id, "p1", 503, "busy", clock.now)
+    (c,) = store.claim("p1", 1, 10.0)
+    assert c.attempt == 2  # the last one the schedule allows; then p1 dies
+    clock.advance(10)
+    with caplog.at_level("WARNING", logger="sendoff.outbox"):
+        assert store.claim("p2", 1, 10.0) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"outbox {store.path}: message {mid} is dead: its lease expired on its last attempt"
+    ]
+    assert "token" not in caplog.text
+    st = store.status(mid)
+    assert st is not None
+    assert st.last_status == 503  # the unknown last attempt does not erase what was known
+    assert st is not None
+    assert st.status == "dead"
+    assert st.lease_owner is None
+    assert st.last_error is not None
+    assert "lease expired" in st.last_error
+
+
+def test_origins_take_turns_so_a_backlog_does_not_fill_the_batch(store: Store) -> None:
+    for i in range(300):
+        store.add(message(i, origin=A))  # the slow origin's backlog, oldest first
+    for i in range(3):
+        store.add(message(i, origin=B))
+        store.add(message(i, origin=C))
+    batch = store.claim("r", 9, 30.0)
+    assert Counter(c.origin for c in batch) == {A: 3, B: 3, C: 3}
+
+
+def test_round_robin_continues_where_the_last_claim_stopped(store: Store) -> None:
+    origins = [f"http://o{i}.example:80" for i in range(6)]
+    for o in origins:
+        for i in range(3):
+            store.add(message(i, origin=o))
+    served: list[str] = []
+    for _ in range(3):
+        served += [c.origin for c in store.claim("r", 4, 30.0)]
+    # 12 claims over 6 origins: every origin got exactly 2, none was skipped
+    assert Counter(served) == dict.fromkeys(origins, 2)
+
+
+def test_per_origin_cap_counts_what_is_in_flight_and_paused_origins_wait(store: Store) -> None:
+    for i in range(20):
+        store.add(message(i, origin=A))
+        store.add(message(i, origin=B))
+        store.add(message(i, origin=C))
+    batch = store.claim("r", 50, 30.0, per_origin_limit=4, in_flight={A: 3}, paused={C})
+    assert Counter(c.origin for c in batch) == {A: 1, B: 4}
+    batch = store.claim("r", 50, 30.0, per_origin_limit=4, in_flight={A: 4, B: 4})
+    assert Counter(c.origin for c in batch) == {C: 4}
+    with pytest.raises(ValueError, match="per_origin_limit"):
+        store.claim("r", 5, 30.0, per_origin_limit=0)
+
+
+def test_only_due_messages_are_claimed(store: Store, clock: Clock) -> None:
+    store.add(message(1, schedule=(60, 60)))  # first attempt in a minute
+    assert store.claim("r", 10, 30.0) == []
+    assert store.next_due() == pytest.approx(clock.now + 60, rel=0, abs=12)  # +-20% jitter
+    due = store.next_due()
+    assert due is not None
+    assert store.claim("r", 10, 30.0, now=due - 0.01) == []
+    assert len(store.claim("r", 10, 30.0, now=due)) == 1
+
+
+@pytest.mark.parametrize("bad", [{"limit": 0}, {"limit": 1001}, {"lease_seconds": 0.0}])
+def test_claim_arguments_are_checked(store: Store, bad: dict[str, float]) -> None:
+    args: dict[str, float] = {"limit": 5, "lease_seconds": 30.0}
+    args.update(bad)
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        store.claim("r", int(args["limit"]), args["lease_seconds"])
+
+
+def test_fifo_per_ordering_key_with_random_failures(store: Store, clock: Clock) -> None:
+    """1,000 messages over 10 ordering keys, two relays claiming in turn, 30% of attempts
+    failing: every key's messages are first delivered in enqueue order, one at a time."""
+    rng = random.Random(11)
+    keys = [f"order-{k}" for k in range(10)]
+    enqueued: dict[str, list[str]] = defaultdict(list)
+    unordered = set()
+    schedule = (0,) + (1,) * 40  # retry a second later, many times
+    for i in range(1000):
+        key = keys[rng.randrange(10)]
+        origin = A if i % 3 else B  # one key's messages may go to several origins
+        enqueued[key].append(store.add(message(i, origin=origin, ordering_key=key,
+                                                schedule=schedule)).id)  # fmt: skip
+        if i % 10 == 0:
+            unordered.add(store.add(message(i, origin=C, schedule=schedule)).id)
+    delivered: dict[str | None, list[str]] = defaultdict(list)
+    leased: dict[str, dict[str, str | None]] = {"r1": {}, "r2": {}}  # owner -> id -> key
+    rounds = 0
+    while sum(len(v) for v in delivered.values()) < 1100 and rounds < 20_000:
+        rounds += 1
+        owner = "r1" if rounds % 2 else "r2"
+        for c in store.claim(owner, 20, 30.0):
+            if c.ordering_key is not None:
+                # one at a time: no other message of this key is leased by anyone
+                assert all(k != c.ordering_key for held in leased.values() for k in held.values())
+            leased[owner][c.id] = c.ordering_key
+        # the owner finishes what it holds
+        for mid, key in list(leased[owner].items()):
+            del leased[owner][mid]
+            if rng.random() < 0.3:
+                assert store.retry_later(mid, owner, 503, "busy", clock.now + 1)
+            else:
+                assert store.delivered(mid, owner, 200)
+                delivered[key].append(mid)
+        clock.advance(0.5)
+    for key in keys:
+        assert delivered[key] == enqueued[key], key
+    assert set(delivered[None]) == unordered
+    s = store.stats()
+    assert (s["delivered"], s["pending"], s["delivering"]) == (1100, 0, 0)
+
+
+def test_a_dead_message_does_not_block_its_key_and_revived_ones_queue(
+    store: Store, clock: Clock
+) -> None:
+    m1, m2, m3 = (store.add(message(i, ordering_key="k")).id for i in range(3))
+    (c,) = store.claim("r", 10, 30.0)
+    assert c.id == m1
+    store.dead(m1, "r", 400, "bad")
+    (c,) = store.claim("r", 10, 30.0)
+    assert c.id == m2  # the dead one does not hold the key
+    # revived while m2 is in flight and m3 queued: m1 queues, and the oldest queued goes next
+    assert store.retry([m1]) == 1
+    assert store.claim("r", 10, 30.0) == []
+    store.delivered(m2, "r", 200)
+    (c,) = store.claim("r", 10, 30.0)
+    assert c.id == m1
+    store.delivered(m1, "r", 200)
+    (c,) = store.claim("r", 10, 30.0)
+    assert c.id == m3
+    store.delivered(m3, "r", 200)
+    assert store.claim("r", 10, 30.0) == []
+    assert store.stats()["delivered"] == 3
+
+
+def test_a_message_waiting_for_a_retry_holds_its_key(store: Store, clock: Clock) -> None:
+    m1, m2 = (store.add(message(i, ordering_key="k")).id for i in range(2))
+    other = store.add(message(9, ordering_key="other")).id
+    batch = store.claim("r", 10, 30.0)
+    assert {c.id for c in batch} == {m1, other}
+    store.retry_later(m1, "r", 503, "busy", clock.now + 300)
+    store.delivered(other, "r", 200)
+    clock.advance(299)
+    assert store.claim("r", 10, 30.0) == []  # m2 waits for m1
+    clock.advance(1)
+    (c,) = store.claim("r", 10, 30.0)
+    assert c.id == m1
+    store.release("r")  # a clean shutdown keeps the order too
+    (c,) = store.claim("r2", 10, 30.0)
+    assert c.id == m1
+    store.delivered(m1, "r2", 200)
+    (c,) = store.claim("r2", 10, 30.0)
+    assert c.id == m2
