@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sendoff.errors import QueueFull, SendoffError
+from sendoff import QueueFull, SendoffError
 from sendoff.outbox import (
     SCHEMA_VERSION,
     OutboxError,

@@ -6,7 +6,7 @@ This package holds the store (:class:`Store`) and the retry schedule
 
 from __future__ import annotations
 
-from .errors import OutboxError, OutboxFull
+from ..core.errors import OutboxError, OutboxFull
 from .schedule import (
     DEFAULT_SCHEDULE,
     ErrorKind,

@@ -40,8 +40,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
+from ..core.errors import OutboxError, OutboxFull
 from . import schedule as _schedule
-from .errors import OutboxError, OutboxFull
 from .schedule import DEFAULT_SCHEDULE
 
 logger = logging.getLogger("sendoff.outbox")
