@@ -18,9 +18,12 @@ from .clients.default import get_default_client, set_default_client
 from .clients.external import External
 from .clients.fire_and_forget import FireAndForget
 from .clients.internal import Internal
+from .clients.outbox import Outbox, OutboxReceipt
 from .core.errors import (
     ConnectError,
     InvalidRequest,
+    OutboxError,
+    OutboxFull,
     ProtocolError,
     QueueFull,
     SendoffError,
@@ -44,6 +47,10 @@ __all__ = [
     "HttpError",
     "Internal",
     "InvalidRequest",
+    "Outbox",
+    "OutboxError",
+    "OutboxFull",
+    "OutboxReceipt",
     "ProtocolError",
     "QueueFull",
     "Receipt",

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from ..core.log import redact_url
+from ..core.log import logger, redact_url
 from ..http.headers import Headers
 from ..http.models import Response
 
@@ -39,6 +39,7 @@ class Receipt:
     __slots__ = (
         "__weakref__",
         "_async_waiters",
+        "_callbacks",
         "_done",
         "_error",
         "_event",
@@ -60,6 +61,7 @@ class Receipt:
         self._event: threading.Event | None = None
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] | None
         self._async_waiters = None
+        self._callbacks: list[Callable[[Receipt], object]] | None = None
         #: the request's lifecycle when listeners ran around it
         self.txn: Transaction | None = None
         self.prepared: PreparedRequest | None = None
@@ -106,6 +108,8 @@ class Receipt:
                     if self._async_waiters is None:
                         self._async_waiters = []
                     self._async_waiters.append((loop, future))
+            if waiting and self._done:  # settled meanwhile; it may not have seen us
+                _wake(future)
             if waiting:
                 try:
                     await asyncio.wait_for(asyncio.shield(future), timeout)
@@ -115,6 +119,40 @@ class Receipt:
 
     def __await__(self) -> Generator[Any, None, Response | None]:
         return self.wait_async().__await__()
+
+    def add_done_callback(self, callback: Callable[[Receipt], object]) -> None:
+        """Call ``callback(receipt)`` once the request has ended (at once if it has).
+
+        It runs on the thread that settles the receipt (the engine's): keep it short and
+        never block in it; an exception it raises is logged and swallowed.
+        """
+        with _lock:
+            if self._done:
+                registered = False
+            else:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(callback)
+                registered = True
+        if registered:
+            if not self._done:
+                return  # settle() will call it
+            with _lock:  # settled meanwhile; settle() may not have seen ours
+                mine = self._callbacks is not None and callback in self._callbacks
+                if mine:
+                    self._callbacks.remove(callback)  # type: ignore[union-attr]
+            if not mine:
+                return
+        _call(callback, self)
+
+    @property
+    def status(self) -> int | None:
+        """The response's status code once it has arrived (None before, or without one);
+        cheaper than ``receipt.response.status``."""
+        result = self._result
+        if result is None:
+            return None
+        return result.status if isinstance(result, Response) else result[0]
 
     @property
     def response(self) -> Response | None:
@@ -170,10 +208,15 @@ class Receipt:
         event = self._event
         if event is not None:
             event.set()
+        if self._callbacks:
+            with _lock:
+                callbacks, self._callbacks = self._callbacks, None
+            for callback in callbacks or ():
+                _call(callback, self)
         if self._async_waiters:
             with _lock:
                 waiters, self._async_waiters = self._async_waiters, None
-            for loop, future in waiters:
+            for loop, future in waiters or ():
                 try:
                     loop.call_soon_threadsafe(_wake, future)
                 except RuntimeError:  # that loop is closed: nobody waits there any more
@@ -183,6 +226,13 @@ class Receipt:
         """Tie the request's lifecycle to this receipt."""
         self.txn = txn
         self.prepared = prepared
+
+
+def _call(callback: Callable[[Receipt], object], receipt: Receipt) -> None:
+    try:
+        callback(receipt)
+    except Exception:
+        logger.error("a receipt's done callback %r raised", callback, exc_info=True)
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -8,6 +8,7 @@ from .mock import Mock
 from .prepare import Prepare
 from .redirect import Redirect
 from .retry import Retry
+from .webhooks import StandardWebhooks
 
 __all__ = [
     "Cookies",
@@ -19,4 +20,5 @@ __all__ = [
     "Prepare",
     "Redirect",
     "Retry",
+    "StandardWebhooks",
 ]

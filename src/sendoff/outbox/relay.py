@@ -1,0 +1,425 @@
+"""The relay: delivers an outbox's messages through the engine, many in flight.
+
+A relay claims due rows in batches with a lease (so that several relays on one file,
+in several processes, never deliver the same row twice while the lease holds), hands
+each to the delivery engine, and writes the outcomes back in batches: delivered, retry
+at the next step of the message's schedule (``Retry-After`` honoured within bounds), or
+dead. Every attempt carries the message's key as its idempotency key; listeners on the
+relay's emitter (a :class:`~sendoff.subscribers.StandardWebhooks` signer) run on each
+attempt, so a signature is made with a fresh timestamp every time.
+
+Per origin, at most ``per_origin`` messages are in flight, and an origin that keeps
+failing opens a circuit: its messages wait (a probe half-opens it after a cool-down)
+while the other origins keep flowing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..core import errors
+from ..core.emitter import Emitter
+from ..delivery.engine import get_engine
+from ..delivery.receipt import Receipt
+from ..delivery.sender import Sender, Settings
+from ..delivery.wire import request_from_wire
+from ..events.lifecycle import DONE, Transaction
+from ..http.url import parse_uri
+from .schedule import ErrorKind, classify, plan_retry, retry_after
+from .store import Claimed, Outcome, Store, new_owner
+
+log = logging.getLogger("sendoff.outbox")
+
+#: The header every attempt carries the message's key in.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: Seconds between two looks at the file when nothing was enqueued in this process
+#: (another process may have enqueued, or a retry may have come due).
+POLL_EVERY = 0.25
+#: Seconds between two purges of old delivered rows.
+PURGE_EVERY = 60.0
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """When an origin's circuit opens and how long it stays open."""
+
+    #: consecutive failed attempts (that are retried) before it opens
+    failures: int = 5
+    #: seconds it first stays open; doubled each time a probe fails, up to ``longest``
+    cooldown: float = 5.0
+    longest: float = 300.0
+
+
+DEFAULT_CIRCUIT = Circuit()
+
+
+class _OriginState:
+    __slots__ = ("cooldown", "failures", "in_flight", "open_until")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.failures = 0
+        self.open_until = 0.0
+        self.cooldown = 0.0
+
+
+class Relay:
+    """Delivers the messages of ``store`` from a thread of this process.
+
+    ``emitter`` holds the listeners run around every attempt; ``timeout`` and
+    ``deadline`` bound each attempt when the message does not say otherwise;
+    ``settings`` configure the engine's connections (TLS, pools). ``keep_delivered``
+    seconds after delivery a row is purged. ``lease`` is how long a claimed message is
+    this relay's (default three deadlines, at least a minute): when the relay dies, the
+    file hands its messages to another relay after that.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        emitter: Emitter | None = None,
+        settings: Settings | None = None,
+        timeout: float = 30.0,
+        deadline: float | None = None,
+        idempotency_header: str = IDEMPOTENCY_HEADER,
+        batch: int = 256,
+        per_origin: int = 16,
+        circuit: Circuit = DEFAULT_CIRCUIT,
+        keep_delivered: float | None = 24 * 3600.0,
+        lease: float | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.emitter = emitter if emitter is not None else Emitter()
+        self.settings = settings if settings is not None else Settings(max_queue=10_000_000)
+        self.timeout = timeout
+        self.deadline = deadline if deadline is not None else 2 * timeout
+        self.header = idempotency_header
+        self.batch = batch
+        self.per_origin = per_origin
+        self.circuit = circuit
+        self.keep_delivered = keep_delivered
+        self.clock = clock
+        self.rng = rng or random.Random()
+        #: seconds a claimed message is this relay's: another relay may send it again only
+        #: after that (when this one died), so it is well above an attempt's deadline
+        self.lease = lease if lease is not None else max(60.0, 3 * self.deadline)
+        self.owner = new_owner()
+        self._pid = os.getpid()
+        self._origins: dict[str, _OriginState] = {}
+        self._outcomes: deque[tuple[Claimed, Receipt]] = deque()
+        #: the receipts in flight (the engine holds its jobs' receipts weakly)
+        self._receipts: dict[str, Receipt] = {}
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._sender: Sender | None = None
+        self._purged_at = 0.0
+        self.delivered = self.retried = self.dead = 0
+
+    def __repr__(self) -> str:
+        return f"<Relay {self.owner} in_flight={self.in_flight()}>"
+
+    # -- any thread -------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the relay thread (once per process; again in a forked child)."""
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's thread and leases are its own
+                self._pid = os.getpid()
+                self.owner = new_owner()
+                self._origins.clear()
+                self._outcomes.clear()
+                self._receipts.clear()
+                self._thread = None
+                self._sender = None
+            if self._thread is not None:
+                return
+            self._running = True
+            self._thread = threading.Thread(target=self._run, name="sendoff-relay", daemon=True)
+            self._thread.start()
+
+    def wake(self) -> None:
+        """Look at the file now (a message was just stored)."""
+        if self._thread is None or self._pid != os.getpid():
+            self.start()
+        self._wake.set()
+
+    def in_flight(self) -> int:
+        """Messages handed to the engine and not yet written back."""
+        return sum(state.in_flight for state in list(self._origins.values()))
+
+    def counters(self) -> dict[str, Any]:
+        """What this relay did: delivered, retried, dead, in flight, open circuits."""
+        now = self.clock()
+        return {
+            "in_flight": self.in_flight(),
+            "delivered": self.delivered,
+            "retried": self.retried,
+            "dead": self.dead,
+            "open_circuits": sorted(
+                origin for origin, state in list(self._origins.items()) if state.open_until > now
+            ),
+        }
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until no message is due or being delivered; False if ``timeout`` passed
+        first. Messages waiting for a later retry do not count."""
+        limit = None if timeout is None else time.monotonic() + timeout
+        self.wake()
+        while True:
+            self._idle.clear()
+            if self._caught_up():
+                return True
+            left = None if limit is None else limit - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._wake.set()
+            self._idle.wait(POLL_EVERY if left is None else min(POLL_EVERY, left))
+
+    def _caught_up(self) -> bool:
+        if self.in_flight() or self._outcomes:
+            return False
+        stats = self.store.stats()
+        if stats["delivering"]:
+            return False
+        due = stats["next_due"]
+        return due is None or due > self.clock()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish what is in flight (at most ``timeout`` seconds), write it back, give
+        the leases of what is left back to the file, and stop."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid():
+            return
+        self._running = False
+        self._wake.set()
+        thread.join(timeout)
+        self._thread = None
+        self._write_back()
+        try:
+            released = self.store.release(self.owner)
+        except errors.OutboxError:
+            log.warning("could not give the outbox leases of %s back", self.owner, exc_info=True)
+        else:
+            if released:
+                log.info("gave %d unfinished message lease(s) back to the outbox", released)
+
+    # -- the relay thread -------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while self._running or self.in_flight():
+                self._write_back()
+                room = self._room()
+                claimed: list[Claimed] = []
+                if room and self._running:
+                    claimed = self._claim(room)
+                    for message in claimed:
+                        self._send(message)
+                if not self.in_flight() and not self._outcomes:
+                    self._idle.set()
+                if self._running:
+                    self._maybe_purge()
+                if claimed and len(claimed) == room:
+                    continue  # more may be due: go on at once
+                self._wake.wait(self._pause())
+                self._wake.clear()
+        except Exception:
+            log.critical("the outbox relay stopped on an error", exc_info=True)
+        finally:
+            self._idle.set()
+
+    def _room(self) -> int:
+        return max(0, min(self.batch, 4 * self.batch - self.in_flight()))
+
+    def _pause(self) -> float:
+        due = None
+        try:
+            due = self.store.next_due()
+        except errors.OutboxError:
+            log.warning("the outbox relay cannot read the file", exc_info=True)
+        if due is None:
+            return POLL_EVERY * 4
+        return max(0.0, min(POLL_EVERY, due - self.clock()))
+
+    def _claim(self, room: int) -> list[Claimed]:
+        now = self.clock()
+        paused = []
+        in_flight = {}
+        for origin, state in self._origins.items():
+            in_flight[origin] = state.in_flight
+            if state.open_until > now:
+                paused.append(origin)
+            elif state.failures >= self.circuit.failures:  # half-open: one probe at a time
+                in_flight[origin] = max(state.in_flight, self.per_origin - 1)
+        try:
+            return self.store.claim(
+                self.owner, room, self.lease, now,
+                per_origin_limit=self.per_origin, in_flight=in_flight, paused=paused,
+            )
+        except errors.OutboxError:
+            log.warning("the outbox relay could not claim messages", exc_info=True)
+            return []
+
+    def _send(self, message: Claimed) -> None:
+        state = self._origins.get(message.origin)
+        if state is None:
+            state = self._origins[message.origin] = _OriginState()
+        state.in_flight += 1
+        sender = self._sender
+        if sender is None:
+            sender = self._sender = get_engine().sender(self.settings)
+        try:
+            receipt = self._submit(sender, message)
+        except Exception as exc:  # the stored request cannot be sent any more
+            receipt = Receipt(message.wire, parse_uri(message.url))
+            receipt.settle(None, exc)
+        self._receipts[message.id] = receipt
+        receipt.add_done_callback(lambda done: self._answered(message, done))
+
+    def _submit(self, sender: Sender, message: Claimed) -> Receipt:
+        url = parse_uri(message.url)
+        deadline = max(self.deadline, 2 * message.timeout)
+        if not self.emitter.has_listeners():
+            wire = _with_header(message.wire, self.header, message.key)
+            return sender.submit(url, wire, message.timeout, deadline)
+        request = request_from_wire(message.wire, url)
+        request.headers(self.header, message.key)
+        txn = Transaction(_Attempt(self.emitter, message.timeout), request)
+        if txn.start() is DONE:  # a listener answered or refused it
+            receipt = Receipt(message.wire, url)
+            receipt.attach(txn, None)
+            receipt.settle(None if txn.exception else txn.response, txn.exception)
+            return receipt
+        prepared = txn.request.prepare()
+        wire = prepared.wire()
+        return sender.submit(prepared.url, wire, message.timeout, deadline, txn, prepared)
+
+    def _answered(self, message: Claimed, receipt: Receipt) -> None:
+        """On the engine thread: hand the outcome to the relay thread."""
+        self._outcomes.append((message, receipt))
+        self._wake.set()
+
+    def _write_back(self) -> None:
+        """Turn the outcomes that came in into rows' next states, in one transaction."""
+        if not self._outcomes:
+            return
+        now = self.clock()
+        done: list[Outcome] = []
+        while self._outcomes:
+            message, receipt = self._outcomes.popleft()
+            done.append(self._outcome(message, receipt, now))
+        try:
+            self.store.finish(self.owner, done, now)
+        except errors.OutboxError:
+            # the leases expire and the messages are sent again: at least once still holds
+            log.error("could not write %d outcome(s) back to the outbox", len(done), exc_info=True)
+
+    def _outcome(self, message: Claimed, receipt: Receipt, now: float) -> Outcome:
+        self._receipts.pop(message.id, None)
+        state = self._origins[message.origin]
+        state.in_flight -= 1
+        status = receipt.status
+        error = receipt.error
+        verdict = classify(status, None if status is not None else _kind(error))
+        text = None if error is None else str(error)
+        if verdict == "delivered":
+            self.delivered += 1
+            state.failures = 0
+            state.cooldown = 0.0
+            return Outcome(message.id, "delivered", status)
+        if verdict == "dead":
+            self.dead += 1
+            state.failures = 0
+            log.warning(
+                "outbox message %s (%s %s) is dead: %s", message.id, message.method,
+                message.origin, text or f"answered {status}",
+            )
+            return Outcome(message.id, "dead", status, text or f"answered {status}")
+        self._failed(state, message.origin, now)
+        later = None
+        response = receipt.response if status in (429, 503) else None
+        if response is not None:
+            later = retry_after(response.headers.get("retry-after"), now)
+        when = plan_retry(
+            message.schedule, message.attempt, now, rng=self.rng, retry_after_delay=later
+        )
+        reason = text or f"answered {status}"
+        if when is None:
+            self.dead += 1
+            log.warning(
+                "outbox message %s (%s %s) is dead after %d attempt(s): %s", message.id,
+                message.method, message.origin, message.attempts, reason,
+            )
+            return Outcome(message.id, "dead", status, reason)
+        self.retried += 1
+        return Outcome(message.id, "retry", status, reason, when)
+
+    def _failed(self, state: _OriginState, origin: str, now: float) -> None:
+        state.failures += 1
+        if state.failures >= self.circuit.failures:
+            longer = state.cooldown * 2 if state.cooldown else self.circuit.cooldown
+            state.cooldown = min(self.circuit.longest, longer)
+            state.open_until = now + state.cooldown
+            if state.failures == self.circuit.failures:
+                log.warning(
+                    "outbox: %s failed %d times in a row; its messages wait %.0f s",
+                    origin, state.failures, state.cooldown,
+                )
+
+    def _maybe_purge(self) -> None:
+        if self.keep_delivered is None:
+            return
+        now = self.clock()
+        if now - self._purged_at < PURGE_EVERY:
+            return
+        self._purged_at = now
+        try:
+            self.store.purge(now - self.keep_delivered)
+        except errors.OutboxError:
+            log.warning("could not purge delivered messages", exc_info=True)
+
+
+class _Attempt:
+    """The client side of one attempt's lifecycle: the relay's listeners and timeout."""
+
+    __slots__ = ("emitter", "timeout")
+
+    def __init__(self, emitter: Emitter, timeout: float) -> None:
+        self.emitter = emitter
+        self.timeout = timeout
+
+
+def _with_header(wire: bytes, name: str, value: str) -> bytes:
+    """``wire`` with ``name: value`` among its headers, unless it has that header."""
+    head_end = wire.find(b"\r\n\r\n")
+    head = wire[:head_end]
+    needle = b"\r\n" + name.lower().encode("latin-1") + b":"
+    if needle in head.lower():
+        return wire
+    return head + b"\r\n" + f"{name}: {value}".encode("latin-1") + wire[head_end:]
+
+
+def _kind(error: BaseException | None) -> ErrorKind:
+    if isinstance(error, errors.TimeoutError):
+        return "timeout"
+    if isinstance(error, errors.TLSError):
+        return "tls"
+    if isinstance(error, errors.ConnectError):
+        return "connect"
+    if isinstance(error, errors.ProtocolError):
+        return "protocol"
+    if isinstance(error, errors.InvalidRequest):
+        return "invalid"
+    return "other"
