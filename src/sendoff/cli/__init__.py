@@ -2,7 +2,8 @@
 :data:`~sendoff.cli.base.COMMANDS`.
 
 ``sendoff request METHOD URL`` sends a blocking request and prints the response;
-``sendoff fire METHOD URL`` hands one to a detached process and returns at once.
+``sendoff fire METHOD URL`` hands one to a detached process and returns at once;
+``sendoff outbox PATH ...`` looks into an outbox file and runs its relay.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..core.errors import SendoffError
-from . import fire, request
+from . import fire, outbox, request
 from .base import COMMANDS
 
 #: The subcommand modules (imported for their registration).
-SUBCOMMANDS = (fire, request)
+SUBCOMMANDS = (fire, outbox, request)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
