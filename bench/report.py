@@ -100,6 +100,16 @@ def machine_line() -> str:
             f" · {time.strftime('%Y-%m-%d %H:%M')}")
 
 
+def save_json(filename: str, data: object) -> pathlib.Path:
+    """Write a suite's raw per-run results to bench/results/ for later reading."""
+    import json
+
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / filename
+    path.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    return path
+
+
 def note(text: str) -> None:
     """Print a line and append it to bench/results/tables.md."""
     print(text, flush=True)

@@ -51,6 +51,7 @@ from bench.report import (
     note,
     percentile,
     quick,
+    save_json,
     table,
 )
 from bench.slow_server import SlowServer
@@ -62,7 +63,7 @@ REPEATS = 1 if QUICK else 7
 CALIBRATE_N = 3_000 if QUICK else 20_000  # requests of the one calibration run per row
 MAX_N = 2_000_000
 CALLER_CALLS = 100 if QUICK else 400  # per caller-cost run: 400 answers take 2.5 s
-CALLER_REPEATS = 1 if QUICK else 5
+CALLER_REPEATS = 1 if QUICK else 7
 WARMUP = 64  # sendoff requests sent (and flushed) before timing: its connections open
 FLUSH_TIMEOUT = 300.0
 
@@ -244,6 +245,7 @@ def throughput(nginx: Nginx, tls: bool) -> dict[str, Any]:
 
     print(f"{REPEATS} interleaved rounds ({kind})...", flush=True)
     results = interleaved(rows, REPEATS, progress=progress)
+    save_json(f"engine_runs_{'tls' if tls else 'http'}.json", {"sizes": sizes, "runs": results})
     return _throughput_tables(kind, results, sizes)
 
 
@@ -289,7 +291,7 @@ def _throughput_tables(kind: str, results: dict[str, list[dict[str, Any]]],
         rows,
     )
     bar_plot(f"engine_throughput_{'tls' if 'TLS' in kind else 'http'}.png",
-             f"Delivered req/s, {kind}, x the minimal Python loop (median of rounds)",
+             f"req/s / minimal Python loop, {kind} (median of rounds)",
              list(results), [_per_round_ratio(results, name, MINIMAL, _rate).median
                              for name in results], "x minimal Python loop")
     drains = results.get(DRAIN, [])
@@ -348,6 +350,7 @@ def caller_cost() -> Spread:
         print(f"caller cost, server takes 100 ms, {CALLER_REPEATS} interleaved rounds of "
               f"{CALLER_CALLS} calls...", flush=True)
         results = interleaved(rows, CALLER_REPEATS, progress=progress)
+        save_json("engine_caller_cost_runs.json", results)
 
     def p(q: float) -> Callable[[dict[str, Any]], float]:
         return lambda r: percentile(r["samples"], q)
