@@ -1,12 +1,15 @@
-"""Run every benchmark suite, or the ones named: ``python -m bench [suite ...]``.
+"""Run every benchmark suite, or the ones named: ``python -m bench [--quick] [suite ...]``.
 
 A suite is a module ``bench/suite_<name>.py`` with a ``main() -> None`` that prints its
 tables (via :mod:`bench.report`) and writes its plot into ``bench/results/``. Each suite
 runs in its own interpreter so that one suite's threads and memory do not skew the next.
+``--quick`` (or ``SENDOFF_BENCH_QUICK=1``) shrinks every suite to a smoke test of under a
+minute: the same rows and tables, too few repeats to quote.
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -19,6 +22,9 @@ def suites() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    if "--quick" in argv:
+        argv = [a for a in argv if a != "--quick"]
+        os.environ["SENDOFF_BENCH_QUICK"] = "1"
     chosen = argv or suites()
     unknown = sorted(set(chosen) - set(suites()))
     if unknown:

@@ -1,11 +1,14 @@
 """A throwaway nginx on a loopback port for throughput rows (installed from Debian if missing).
 
 ``with Nginx() as srv: srv.url("/")`` runs one nginx process (``worker_processes 1``, no
-master, so that SIGSTOP pauses it) with a ``return 200``
-location and ``stub_status`` (to count the requests it received) from a temp directory,
-then stops it. When nginx cannot be installed or started, :func:`fast_server` gives an
-HTTP server in C-speed parts (asyncio + httptools, uvloop when installed) instead, and
-``name`` says which one ran.
+master, so that SIGSTOP pauses it: :meth:`Nginx.pause`) with a ``return 200`` location and
+``stub_status`` (to count the requests it received: :meth:`Nginx.requests`) from a temp
+directory, then stops it.
+
+``Nginx(tls=True)`` also listens with TLS on a second port, with a certificate for
+127.0.0.1 issued by a throwaway trustme CA: ``srv.url("/", tls=True)`` is the https URL and
+``srv.ca_file`` the CA's PEM for the client to trust. Both listeners are served by the same
+process, so one ``stub_status`` counts both.
 """
 
 from __future__ import annotations
@@ -41,7 +44,18 @@ http {{
         location = /nginx_status {{ stub_status; }}
         location / {{ return 200 "ok"; }}
     }}
+{tls_server}
 }}
+"""
+
+TLS_SERVER = """
+    server {{
+        listen 127.0.0.1:{tls_port} ssl backlog=4096;
+        ssl_certificate {dir}/server.pem;
+        ssl_certificate_key {dir}/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {{ return 200 "ok"; }}
+    }}
 """
 
 
@@ -76,19 +90,26 @@ class Nginx:
 
     name = "nginx"
 
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = False) -> None:
         binary = nginx_binary()
         if binary is None:
             raise RuntimeError("nginx is not installed and could not be installed")
         self.binary = binary
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="sendoff-nginx-"))
         self.port = free_port()
+        self.tls = tls
+        self.tls_port = free_port() if tls else 0
+        self.ca_file: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.status_calls = 0
 
     def __enter__(self) -> Nginx:
+        tls_server = ""
+        if self.tls:
+            self._write_certificates()
+            tls_server = TLS_SERVER.format(dir=self.dir, tls_port=self.tls_port)
         conf = self.dir / "nginx.conf"
-        conf.write_text(CONFIG.format(dir=self.dir, port=self.port))
+        conf.write_text(CONFIG.format(dir=self.dir, port=self.port, tls_server=tls_server))
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(conf), "-p", str(self.dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -107,6 +128,8 @@ class Nginx:
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
+            if self.proc.poll() is None:
+                self.resume()  # a stopped process would not act on SIGQUIT
             self.proc.send_signal(signal.SIGQUIT)
             try:
                 self.proc.wait(5)
@@ -114,8 +137,37 @@ class Nginx:
                 self.proc.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def url(self, path: str = "/") -> str:
+    def _write_certificates(self) -> None:
+        import trustme
+
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        cert.private_key_pem.write_to_path(str(self.dir / "server.key"))
+        cert.cert_chain_pems[0].write_to_path(str(self.dir / "server.pem"))
+        for extra in cert.cert_chain_pems[1:]:
+            extra.write_to_path(str(self.dir / "server.pem"), append=True)
+        ca.cert_pem.write_to_path(str(self.dir / "ca.pem"))
+        self.ca_file = str(self.dir / "ca.pem")
+
+    def url(self, path: str = "/", tls: bool = False) -> str:
+        if tls:
+            if not self.tls:
+                raise ValueError("this nginx was started without tls=True")
+            return f"https://127.0.0.1:{self.tls_port}{path}"
         return f"http://127.0.0.1:{self.port}{path}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "nginx is not running"
+        return self.proc.pid
+
+    def pause(self) -> None:
+        """SIGSTOP: the kernel still accepts connections and buffers requests; nothing is
+        answered until :meth:`resume`."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
 
     def requests(self) -> int:
         """Requests handled so far (status requests excluded)."""

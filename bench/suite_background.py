@@ -21,16 +21,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.report import bar_plot, median, percentile, table
+from bench.report import bar_plot, median, percentile, quick, table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.support.process_server import ProcessServer, wait_until  # noqa: E402
 
-SAMPLES = 60  # latency pairs per row
+QUICK = quick()  # SENDOFF_BENCH_QUICK=1: a smoke run
+SAMPLES = 8 if QUICK else 60  # latency pairs per row
 IDLE = 0.05  # seconds of quiet before every latency sample
 TASK_MS = 200
-THROUGHPUT_REQUESTS = 100
+THROUGHPUT_REQUESTS = 20 if QUICK else 100
 THROUGHPUT_TASK_MS = 50
 CLIENTS = 4
 

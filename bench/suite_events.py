@@ -13,12 +13,13 @@ import time
 import timeit
 from collections.abc import Callable
 
-from bench.report import bar_plot, median, percentile, table
+from bench.report import bar_plot, median, percentile, quick, table
 
-EMIT_ROUNDS = 9
-EMIT_CALLS = 200_000
-HTTP_ROUNDS = 7  # of the network-free lifecycle timing
-HTTP_REQUESTS = 2000  # per scenario, interleaved with the other scenarios
+QUICK = quick()  # SENDOFF_BENCH_QUICK=1: a smoke run, too few rounds to quote
+EMIT_ROUNDS = 3 if QUICK else 9
+EMIT_CALLS = 50_000 if QUICK else 200_000
+HTTP_ROUNDS = 2 if QUICK else 7  # of the network-free lifecycle timing
+HTTP_REQUESTS = 300 if QUICK else 2000  # per scenario, interleaved with the other scenarios
 
 
 def _noop(event: object) -> None:
@@ -136,7 +137,7 @@ def time_lifecycle_alone() -> dict[str, list[float]]:
         setup(client)
         clients[name] = client
     samples: dict[str, list[float]] = {name: [] for name in clients}
-    number = 5_000
+    number = 1_000 if QUICK else 5_000
     for _ in range(HTTP_ROUNDS):
         for name, client in clients.items():
             request = Request("http://127.0.0.1:9/bench")

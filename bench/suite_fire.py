@@ -31,12 +31,21 @@ from typing import Any
 
 import sendoff
 from bench.nginx import Nginx
-from bench.report import bar_plot, percentile, table
+from bench.report import bar_plot, percentile, quick, table
 from sendoff import FireAndForget, Request
 from tests.support.recording_server import RecordingServer, Reply
 
+QUICK = quick()  # SENDOFF_BENCH_QUICK=1: a smoke run, every count a tenth or less
 CONNECTIONS = 16
-ROW_SECONDS = 3.0  # peers that are slow stop after this long (their count says so)
+ROW_SECONDS = 1.0 if QUICK else 3.0  # slow peers stop after this long (their count says so)
+THROUGHPUT_N = 10_000 if QUICK else 200_000
+PEER_N = 5_000 if QUICK else 50_000
+MEMORY_N = 50_000 if QUICK else 1_000_000
+
+
+def _n(full: int) -> int:
+    """A caller-cost row's call count: a tenth (at least 5) in a quick run."""
+    return max(5, full // 10) if QUICK else full
 PAYLOAD = {"event": "signup", "user": 42}
 
 
@@ -78,16 +87,16 @@ def caller_cost() -> list[tuple[str, int, list[float], int]]:
         client = FireAndForget()
         client.fire("GET", slow.url("/warm")).wait(5)
         slow.wait_for(1)
-        row("sendoff.fire(POST, url, json=...)", 2000,
+        row("sendoff.fire(POST, url, json=...)", _n(2000),
             lambda i: sendoff.fire("POST", url, json=PAYLOAD), lambda: sendoff.flush(60))
-        requests_ = [Request(url, "POST").json(PAYLOAD).client(client) for _ in range(1000)]
-        row("FireAndForget.execute(request)", 1000, lambda i: requests_[i].execute(),
+        requests_ = [Request(url, "POST").json(PAYLOAD).client(client) for _ in range(_n(1000))]
+        row("FireAndForget.execute(request)", _n(1000), lambda i: requests_[i].execute(),
             lambda: sendoff.flush(60))
 
         pool = urllib3.PoolManager(maxsize=CONNECTIONS)
         with ThreadPoolExecutor(CONNECTIONS) as executor:
             futures: list[Any] = []
-            row("ThreadPoolExecutor(16).submit(urllib3)", 500,
+            row("ThreadPoolExecutor(16).submit(urllib3)", _n(500),
                 lambda i: futures.append(executor.submit(pool.request, "POST", url, body=b"x")),
                 lambda: [f.result() for f in futures])
         threads: list[threading.Thread] = []
@@ -97,7 +106,7 @@ def caller_cost() -> list[tuple[str, int, list[float], int]]:
             t.start()
             threads.append(t)
 
-        row("threading.Thread per request", 300, start_thread,
+        row("threading.Thread per request", _n(300), start_thread,
             lambda: [t.join() for t in threads])
 
         def raw_socket(i: int) -> None:
@@ -105,8 +114,8 @@ def caller_cost() -> list[tuple[str, int, list[float], int]]:
             sock.sendall(wire)
             sock.close()
 
-        row("raw socket connect+write+close (seed)", 500, raw_socket, lambda: None)
-        row("`curl ... &` via the shell (seed)", 50,
+        row("raw socket connect+write+close (seed)", _n(500), raw_socket, lambda: None)
+        row("`curl ... &` via the shell (seed)", _n(50),
             lambda i: subprocess.call(f"curl -s -X POST -d x {url} >/dev/null 2>&1 &",
                                       shell=True), lambda: None)
         session = requests.Session()
@@ -291,7 +300,7 @@ def httpx_throughput(url: str, n: int) -> tuple[int, float]:
 
 def throughput(server: Counting) -> list[tuple[str, int, float, str, int]]:
     rows: list[tuple[str, int, float, str, int]] = []
-    n = 200_000
+    n = THROUGHPUT_N
     for pipeline in (1, 8):
         rate, drain, got = sendoff_throughput(server, n, pipeline)
         name = f"sendoff FireAndForget, 16 conns, pipeline={pipeline}"
@@ -305,7 +314,7 @@ def throughput(server: Counting) -> list[tuple[str, int, float, str, int]]:
         ("httpx async, 16 conns", httpx_throughput),
     ):
         before = server.received()
-        done, seconds = run(url, 50_000)
+        done, seconds = run(url, PEER_N)
         rows.append((name, done, done / seconds, f"{seconds:.1f} s", server.received() - before))
         print(f"  {name}: {done / seconds:,.0f}/s", flush=True)
     return rows
@@ -317,7 +326,7 @@ def _rss() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def memory(server: Counting, n: int = 1_000_000) -> tuple[int, float, float, int]:
+def memory(server: Counting, n: int = MEMORY_N) -> tuple[int, float, float, int]:
     """(queued, bytes per queued request, seconds to deliver them all, server received)."""
     client = FireAndForget(max_queue=n + 1, timeout=300)
     url = server.url("/m")
@@ -361,13 +370,13 @@ def main() -> None:
         )
         bar_plot("fire_throughput.png", f"Delivered requests/s to {server.name}",
                  [r[0] for r in rates], [r[2] for r in rates], "requests per second")
-        print("memory of 1,000,000 queued fires...", flush=True)
+        print(f"memory of {MEMORY_N:,} queued fires...", flush=True)
         queued, per_request, seconds, got = memory(server)
         table(
-            "Memory while 1,000,000 small fires are queued",
+            f"Memory while {MEMORY_N:,} small fires are queued",
             ["fires", "queued at peak", "bytes per queued request", "delivered after",
              "server received"],
-            [(1_000_000, queued, per_request, f"{seconds:.1f} s", got)],
+            [(MEMORY_N, queued, per_request, f"{seconds:.1f} s", got)],
         )
     finally:
         server.close()

@@ -20,13 +20,14 @@ from collections.abc import Callable
 import httpx
 
 from bench.hmvc_apps import flask_app, sendoff_app
-from bench.report import bar_plot, percentile, table
+from bench.report import bar_plot, percentile, quick, table
 from sendoff import Internal, Request
 from sendoff.clients.default import reset_internal_client, set_internal_client
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CALLS = 20_000
-LOAD_SECONDS = 6.0
+QUICK = quick()  # SENDOFF_BENCH_QUICK=1: a smoke run
+CALLS = 2_000 if QUICK else 20_000
+LOAD_SECONDS = 1.5 if QUICK else 6.0
 CONNECTIONS = 16
 
 
