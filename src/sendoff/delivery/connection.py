@@ -15,6 +15,7 @@ is counted and dropped as it streams. A response cut off before its end is a
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import ssl
 from collections import deque
@@ -88,6 +89,22 @@ class _HeadDone(Exception):
     """Raised from the parser to end a HEAD response at its headers."""
 
 
+class _Unasked(Exception):
+    """Raised from the parser: a response arrived that no request is waiting for."""
+
+
+class _Lean:
+    """The parser callbacks of an answer nobody will read: its status and framing are
+    all that matters, so the parser calls back twice per response instead of once per
+    header and body chunk."""
+
+    __slots__ = ("on_headers_complete", "on_message_complete")
+
+    def __init__(self, conn: Connection) -> None:
+        self.on_headers_complete = conn.on_lean_headers_complete
+        self.on_message_complete = conn.on_message_complete
+
+
 class Connection:
     """A keep-alive connection to one origin, carrying one request at a time or, once the
     server has shown it keeps connections, several pipelined."""
@@ -97,10 +114,12 @@ class Connection:
         "_body_size",
         "_committed",
         "_exchange",
+        "_full",
         "_head_done",
         "_head_size",
         "_headers",
         "_keep",
+        "_lean",
         "_reason",
         "addresses",
         "closing",
@@ -174,6 +193,8 @@ class Connection:
         self._committed = False
         self._keep = True
         self._exchange: Exchange | None = None
+        self._full: Any = None
+        self._lean: Any = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.label} fd={self.fd} state={self.state}>"
@@ -249,7 +270,9 @@ class Connection:
 
     def _opened(self) -> None:
         self.state = OPEN
-        self.parser = httptools.HttpResponseParser(self)
+        self._full = httptools.HttpResponseParser(self)
+        self._lean = httptools.HttpResponseParser(_Lean(self))
+        self.parser = self._full
         self._want(READ)
         first = self.inflight[0]
         self._set_deadline(min(self.loop.now + first.timeout, first.expires))
@@ -284,13 +307,24 @@ class Connection:
         """Write ``job`` behind what is in flight; ``blocks`` says nothing may follow it
         on this connection (HEAD, HTTP/1.0, ``Connection: close``)."""
         inflight = self.inflight
-        job.expires = self.loop.now + job.limit
+        loop = self.loop
+        expires = job.expires = loop.now + job.limit
         if not inflight:
             self.timeout = job.timeout
-            self._set_deadline(min(self.loop.now + job.timeout, job.expires))
+            if not self.early:  # between two answers: the parser may change
+                ref = job.receipt
+                wanted = job.txn is not None or (ref is not None and ref() is not None)
+                self.parser = self._full if wanted else self._lean
+            deadline = loop.now + job.timeout
+            if deadline > expires:
+                deadline = expires
+            self.deadline = deadline
+            if deadline < loop.sweep_at:
+                loop.sweep_at = deadline
         inflight.append(job)
         self.last_blocks = blocks
-        self.last_unsafe = not job.idempotent
+        if self.early:
+            self.last_unsafe = not job.idempotent
         if self.out:
             self.out += job.wire
             return
@@ -298,7 +332,8 @@ class Connection:
 
     def _write(self, data: bytes) -> None:
         try:
-            sent = self.sock.send(data)
+            # os.write: the send() syscall without the socket object's checks
+            sent = os.write(self.fd, data) if self.ssl_context is None else self.sock.send(data)
         except _NOT_YET:
             sent = 0
         except OSError as exc:
@@ -315,10 +350,13 @@ class Connection:
     def on_event(self, events: int) -> None:
         state = self.state
         if state == OPEN:
-            if events & WRITE and self.out:
-                self._write(self.out)
-            if events & ~WRITE and self.state == OPEN:
-                self._read()
+            if events & WRITE:
+                if self.out:
+                    self._write(self.out)
+                if not events & ~WRITE or self.state != OPEN:
+                    return
+            self._read()
+            return
         elif state == CONNECTING:
             self._connected()
         elif state == HANDSHAKING:
@@ -345,10 +383,12 @@ class Connection:
             self._lost(errors.ProtocolError, f"internal error: {error!r}", resend=False)
 
     def _read(self) -> None:
-        sock = self.sock
         try:
-            data = sock.recv(RECV_SIZE)
-            if self.ssl_context is not None:
+            if self.ssl_context is None:
+                data = os.read(self.fd, RECV_SIZE)  # recv(), minus the socket's checks
+            else:
+                sock = self.sock
+                data = sock.recv(RECV_SIZE)
                 while sock.pending():
                     data += sock.recv(RECV_SIZE)
         except _NOT_YET:
@@ -365,14 +405,24 @@ class Connection:
         if not inflight:  # bytes nobody asked for: the server is confused
             self.close()
             return
-        head = inflight[0]
-        self._set_deadline(min(self.loop.now + self.timeout, head.expires))
+        self.responding = True
+        loop = self.loop
+        deadline = loop.now + self.timeout
+        expires = inflight[0].expires
+        if deadline > expires:
+            deadline = expires
+        self.deadline = deadline
+        if deadline < loop.sweep_at:
+            loop.sweep_at = deadline
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _HeadDone):
                 self.close_after_answer()
+                return
+            if isinstance(cause, _Unasked):
+                self.close()  # no request waits: nothing to end but the connection
                 return
             if isinstance(cause, errors.TransportError):  # a cap was exceeded
                 self._lost(type(cause), str(cause), resend=False)
@@ -460,10 +510,25 @@ class Connection:
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
 
+    def on_lean_headers_complete(self) -> None:
+        """:meth:`on_headers_complete` of an answer nobody will read."""
+        if self.parser.get_status_code() < 200:
+            return
+        inflight = self.inflight
+        if not inflight:
+            raise _Unasked
+        self._head_done = True
+        self._keep = False
+        if inflight[0].head:
+            self.on_message_complete()
+            raise _HeadDone
+
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if status < 200:
             return
+        if not self.inflight:
+            raise _Unasked
         self._head_done = True
         self._committed = self.early and bool(self.parser.should_keep_alive())
         job = self.inflight[0]
@@ -503,11 +568,13 @@ class Connection:
         if status < 200 or not self.responding:
             return  # an interim 1xx answer; the real one follows
         self.responding = False
+        self._head_done = False
         job = self.inflight.popleft()
         self.served += 1
-        if job.head or not parser.should_keep_alive() or job.closes():
+        if not parser.should_keep_alive() or job.head or (self.early and job.closes()):
             self.closing = True
         exchange = self._exchange
+        self._exchange = None
         answer: Answer
         if exchange is not None:
             answer = exchange.finish(self.peer())
@@ -528,7 +595,7 @@ class Connection:
             self._set_deadline(min(self.loop.now + following.timeout, following.expires))
         else:
             self.last_blocks = self.last_unsafe = False
-            self._set_deadline(self.loop.now + self.idle_timeout)
+            self.deadline = self.loop.now + self.idle_timeout  # later: the sweep knows sooner
         self._committed = False
         self.owner.answered(self, job, answer)
 

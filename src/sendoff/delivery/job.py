@@ -43,6 +43,7 @@ class Job:
 
     __slots__ = (
         "expires",
+        "head",
         "limit",
         "prepared",
         "receipt",
@@ -78,6 +79,8 @@ class Job:
         self.tries = 0
         self.txn = txn
         self.prepared = prepared
+        #: a HEAD request: its answer has no body whatever its headers say
+        self.head = wire.startswith(b"HEAD ")
 
     def __repr__(self) -> str:
         return f"<Job {self.method} {self.url.origin_text}{self.target}>"
@@ -97,11 +100,6 @@ class Job:
     def idempotent(self) -> bool:
         """GET, HEAD, PUT, DELETE, OPTIONS, TRACE: sending it twice does no more harm."""
         return not self.wire.startswith((b"POST ", b"PATCH ", b"CONNECT "))
-
-    @property
-    def head(self) -> bool:
-        """A HEAD request: its answer has no body whatever its headers say."""
-        return self.wire.startswith(b"HEAD ")
 
     def where(self) -> str:
         """The URL it goes to, as logs and errors show it: the real target (whatever a

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..core import errors
 from ..events.lifecycle import SEND
 from ..http.models import Response
-from .connection import Connection, Limits, Loop
+from .connection import OPEN, Connection, Limits, Loop
 from .job import RESENT, RETRIES, Answer, Job
 from .logwindow import LogWindow
 
@@ -278,16 +278,25 @@ class Pool:
             self._fill(conn)
 
     def answered(self, conn: Connection, job: Job, answer: Answer) -> None:
+        if job.txn is None:
+            self.finish(job, answer, None)
+        else:
+            self.end(job, answer, None)
         if self.pipelining:
             self._learn(conn)
-        self.end(job, answer, None)
-        if not conn.inflight and conn.accepts():
-            if self.queue:
+            if not conn.inflight and conn.accepts():
+                if self.queue:
+                    self._fill(conn)
+                else:
+                    self.idle.append(conn)
+            elif self.queue and conn.accepts():
                 self._fill(conn)
+        elif conn.state == OPEN and not conn.closing:  # its one request was answered
+            if self.queue:
+                job = self._take()
+                conn.send(job, job.head)
             else:
                 self.idle.append(conn)
-        elif self.pipelining and self.queue and conn.accepts():
-            self._fill(conn)
 
     def lost(
         self,
@@ -379,7 +388,12 @@ class Pool:
             pass
         elif error is None:
             self.delivered += 1
-            status = answer.status if isinstance(answer, Response) else answer[0] if answer else 0
+            if answer is None:
+                status = 0
+            elif isinstance(answer, Response):
+                status = answer.status
+            else:
+                status = answer[0]
             if status >= 400:
                 self._answered_badly(job, status)
         else:
