@@ -204,16 +204,15 @@ class Outbox(Client[OutboxReceipt]):
         return self.store.status(id)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until no message is due or being delivered (messages waiting for a later
-        retry do not count); False if ``timeout`` seconds passed first. Without a relay in
-        this process it waits for another process's relay."""
+        """Wait until every stored message is delivered or dead (retries included: with a
+        long schedule, give a timeout); False if ``timeout`` seconds passed first. Without
+        a relay in this process it waits for another process's relay."""
         if self.relay is not None:
             return self.relay.flush(timeout)
         limit = None if timeout is None else time.monotonic() + timeout
         while True:
             stats = self.store.stats()
-            due = stats["next_due"]
-            if not stats["delivering"] and (due is None or due > time.time()):
+            if not stats["pending"] and not stats["delivering"]:
                 return True
             if limit is not None and time.monotonic() >= limit:
                 return False

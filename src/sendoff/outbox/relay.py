@@ -174,8 +174,8 @@ class Relay:
         }
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until no message is due or being delivered; False if ``timeout`` passed
-        first. Messages waiting for a later retry do not count."""
+        """Wait until every message of the file is delivered or dead (retries included:
+        with a long schedule, give a timeout); False if ``timeout`` passed first."""
         limit = None if timeout is None else time.monotonic() + timeout
         self.wake()
         while True:
@@ -192,10 +192,7 @@ class Relay:
         if self.in_flight() or self._outcomes:
             return False
         stats = self.store.stats()
-        if stats["delivering"]:
-            return False
-        due = stats["next_due"]
-        return due is None or due > self.clock()
+        return not stats["pending"] and not stats["delivering"]
 
     def stop(self, timeout: float = 5.0) -> None:
         """Finish what is in flight (at most ``timeout`` seconds), write it back, give

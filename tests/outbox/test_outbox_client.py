@@ -1,0 +1,241 @@
+"""The Outbox client end to end: stored, relayed through the engine to a real server on
+loopback, retried on its schedule with the same key, signed afresh on every attempt,
+dead letters listed and sent again from the command line."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import subprocess
+import sys
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from standardwebhooks import Webhook
+
+from sendoff import Outbox, OutboxError, Request
+from sendoff.outbox import NewMessage, Store
+from sendoff.outbox.relay import Circuit, Relay
+from sendoff.subscribers import StandardWebhooks
+from tests.support.recording_server import Recorded, Reply
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+FAST = (0.0, 0.05, 0.05, 0.05)  # a schedule for tests: retries a moment apart
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    return str(tmp_path / "outbox.sqlite3")
+
+
+def _headers(rec: Recorded) -> dict[str, str]:
+    return {k.lower(): v for k, v in rec.headers}
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    entry = "import sys; from sendoff.cli import main; sys.exit(main())"
+    return subprocess.run([sys.executable, "-c", entry, *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_fire_returns_a_stored_receipt_and_the_relay_delivers_it(server, path):
+    outbox = Outbox(path)
+    receipt = outbox.fire("POST", server.url("/hook"), json={"order": 1042}, key="order-1042:paid")
+    assert receipt.key == "order-1042:paid"
+    assert receipt.id.startswith("msg_")
+    assert not receipt.existing
+    assert outbox.flush(10)
+    [got] = server.wait_for(1)
+    assert (got.method, got.path, json.loads(got.body)) == ("POST", "/hook", {"order": 1042})
+    assert got.header("idempotency-key") == "order-1042:paid"
+    state = outbox.status(receipt.id)
+    assert state is not None
+    assert (state.status, state.attempts, state.last_status) == ("delivered", 1, 200)
+    outbox.close()
+
+
+def test_request_execute_stores_and_the_id_is_the_default_key(server, path):
+    outbox = Outbox(path)
+    receipt = Request(server.url("/r")).client(outbox).method("POST").json({"a": 1}).execute()
+    assert receipt.key == receipt.id
+    assert outbox.flush(10)
+    [got] = server.wait_for(1)
+    assert got.header("idempotency-key") == receipt.id
+    outbox.close()
+
+
+def test_a_key_stored_already_is_not_stored_again(server, path):
+    outbox = Outbox(path)
+    first = outbox.fire("POST", server.url("/once"), json={}, key="k-1")
+    assert outbox.flush(10)
+    again = outbox.fire("POST", server.url("/once"), json={}, key="k-1")
+    assert (again.existing, again.id) == (True, first.id)
+    assert outbox.flush(10)
+    assert server.count == 1
+    outbox.close()
+
+
+def test_503_then_200_is_retried_with_the_same_key_and_a_fresh_signature(make_server, path):
+    answers = iter([503, 503, 200])
+    srv = make_server(lambda req: Reply(next(answers), b"ok"))
+    ticks = itertools.count(1_700_000_000, 7)  # a clock that moves 7 s per signature
+    outbox = Outbox(path, schedule=FAST)
+    outbox.emitter.attach(StandardWebhooks(SECRET, clock=lambda: float(next(ticks))))
+    receipt = outbox.fire("POST", srv.url("/hook"), json={"event": "paid"}, key="order-7")
+    final = receipt.wait(10)
+    assert final is not None
+    assert (final.status, final.attempts, final.last_status) == ("delivered", 3, 200)
+    attempts = srv.received
+    assert len(attempts) == 3
+    heads = [_headers(rec) for rec in attempts]
+    assert {h["idempotency-key"] for h in heads} == {"order-7"}
+    assert {h["webhook-id"] for h in heads} == {"order-7"}
+    stamps = [h["webhook-timestamp"] for h in heads]
+    assert len(set(stamps)) == 3  # a fresh timestamp on every attempt
+    reference = Webhook(SECRET)  # the spec's reference implementation signs the same way
+    for rec, head in zip(attempts, heads, strict=True):
+        when = datetime.fromtimestamp(int(head["webhook-timestamp"]), UTC)
+        expected = reference.sign("order-7", when, rec.body.decode())
+        assert head["webhook-signature"] == expected
+    outbox.close()
+
+
+def test_signatures_verify_with_the_reference_verifier(make_server, path):
+    answers = iter([500, 200])
+    srv = make_server(lambda req: Reply(next(answers), b"ok"))
+    outbox = Outbox(path, schedule=FAST)
+    outbox.emitter.attach(StandardWebhooks([SECRET, "whsec_" + "QUJD" * 8]))
+    receipt = outbox.fire("POST", srv.url("/hook"), json={"n": 1})
+    assert receipt.wait(10).status == "delivered"  # type: ignore[union-attr]
+    assert len(srv.received) == 2
+    for rec in srv.received:  # first and later attempts, with rotated secrets
+        assert Webhook(SECRET).verify(rec.body, _headers(rec)) == {"n": 1}
+    bad = _headers(srv.received[0]) | {"webhook-signature": "v1,AAAA"}
+    with pytest.raises(Exception, match=r"(?i)signature"):
+        Webhook(SECRET).verify(srv.received[0].body, bad)
+    outbox.close()
+
+
+def test_400_is_dead_at_once_then_listed_and_sent_again_by_the_cli(make_server, path):
+    broken = threading.Event()
+    broken.set()
+    srv = make_server(lambda req: Reply(400 if broken.is_set() else 200, b"x"))
+    outbox = Outbox(path, schedule=FAST)
+    receipt = outbox.fire("POST", srv.url("/hook?api_key=s3cret"), json={"a": 1})
+    final = receipt.wait(10)
+    assert final is not None
+    assert (final.status, final.attempts, final.last_status) == ("dead", 1, 400)
+    listed = _cli("outbox", path, "list", "--status", "dead", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["id"], r["status"], r["last_status"]) for r in rows] == [(receipt.id, "dead", 400)]
+    assert "s3cret" not in listed.stdout
+    table = _cli("outbox", path, "list", "--status", "dead")
+    assert receipt.id in table.stdout
+    assert "s3cret" not in table.stdout
+    broken.clear()  # the receiver is fixed
+    again = _cli("outbox", path, "retry", receipt.id)
+    assert (again.returncode, again.stdout) == (0, "1 message(s) will be sent again\n")
+    outbox.relay.wake()  # type: ignore[union-attr]  # the relay polls the file anyway
+    final = receipt.wait(10)
+    assert final is not None
+    assert (final.status, final.last_status) == ("delivered", 200)
+    assert len(srv.received) == 2
+    shown = _cli("outbox", path, "show", receipt.id, "--json")
+    assert json.loads(shown.stdout)["status"] == "delivered"
+    stats = json.loads(_cli("outbox", path, "stats", "--json").stdout)
+    assert (stats["delivered"], stats["dead"]) == (1, 0)
+    outbox.close()
+
+
+def test_the_schedule_runs_on_an_injected_clock(make_server, path):
+    srv = make_server(lambda req: Reply(503, b"busy"))
+    now = [1_000_000.0]
+    store = Store(path, clock=lambda: now[0])
+    relay = Relay(store, clock=lambda: now[0], rng=random.Random(1), timeout=5)
+    prepared = Request(srv.url("/hook"), "POST").json({}).prepare()
+    receipt = store.add(NewMessage(
+        "POST", prepared.full_url, prepared.url.origin_text, prepared.wire(), 5.0,
+        schedule=(0, 300, 1800),
+    ))
+    relay.start()
+    try:
+        relay.wake()
+        state = _wait_for(lambda: _attempts(store, receipt.id) == 1 and
+                          store.status(receipt.id).status == "pending")
+        # the second attempt is due 300 s (+-20%) later, on the injected clock
+        first_retry = store.status(receipt.id).next_attempt_at - now[0]
+        assert 240 <= first_retry <= 360
+        now[0] += first_retry - 1
+        relay.wake()
+        assert _attempts(store, receipt.id) == 1  # not yet due
+        now[0] += 2
+        relay.wake()
+        _wait_for(lambda: _attempts(store, receipt.id) == 2 and
+                  store.status(receipt.id).status == "pending")
+        second_retry = store.status(receipt.id).next_attempt_at - now[0]
+        assert 1440 <= second_retry <= 2160
+        now[0] += second_retry + 1
+        relay.wake()
+        state = _wait_for(lambda: store.status(receipt.id).status == "dead")
+        assert state
+        assert len(srv.received) == 3
+    finally:
+        relay.stop(5)
+        store.close()
+
+
+def _attempts(store: Store, ident: str) -> int:
+    state = store.status(ident)
+    return state.attempts if state is not None else -1
+
+
+def _wait_for(check, timeout: float = 10.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+def test_ordering_keys_arrive_in_order_through_random_failures(make_server, path):
+    rng = random.Random(7)
+    lock = threading.Lock()
+    delivered: dict[str, list[int]] = defaultdict(list)  # per key, in the order answered 200
+
+    def handler(req: Recorded) -> Reply:
+        with lock:
+            if rng.random() < 0.3:
+                return Reply(503, b"try again")
+            key, n = req.path.split("/")[1:]
+            delivered[key].append(int(n))
+        return Reply(200, b"ok")
+
+    srv = make_server(handler)
+    outbox = Outbox(path, schedule=(0,) + (0.01,) * 30, circuit=Circuit(failures=10_000))
+    for n in range(1000):
+        outbox.fire("POST", srv.url(f"/k{n % 10}/{n}"), json={"n": n}, ordering_key=f"k{n % 10}")
+    assert outbox.flush(120)
+    assert len(srv.received) > 1000  # some attempts failed and were retried
+    assert sorted(delivered) == [f"k{i}" for i in range(10)]
+    for key, numbers in delivered.items():
+        assert numbers == sorted(numbers), key
+        assert len(numbers) == 100
+    outbox.close()
+
+
+def test_a_read_only_file_raises_outbox_error_and_stores_nothing(tmp_path: Path, server):
+    path = tmp_path / "ro.sqlite3"
+    Outbox(str(path), relay=None).close()
+    path.write_bytes(b"this is not a database, it was overwritten" * 100)
+    with pytest.raises(OutboxError, match=r"(?i)corrupt|not an outbox|not a database"):
+        Outbox(str(path)).fire("POST", server.url("/x"), json={})
