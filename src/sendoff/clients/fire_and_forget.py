@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from ..delivery.engine import Engine, get_engine
+from ..delivery.engine import Engine, drain_on_sigterm, get_engine
 from ..delivery.inline import send_inline
 from ..delivery.pool import COUNTERS
 from ..delivery.process import Helper, helper_for
@@ -123,6 +123,7 @@ class FireAndForget(Client[Receipt]):
         }[mode]
         if mode == "background":
             self._make_sender()  # sets up the engine; its thread waits for the first fire
+            drain_on_sigterm()
 
     def __repr__(self) -> str:
         return f"<FireAndForget mode={self.mode} timeout={self.timeout}>"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import socket
 import sys
 import threading
@@ -54,7 +55,8 @@ class Engine:
 
     def __init__(self) -> None:
         self.senders: dict[Settings, Sender] = {}
-        self._lock = threading.Lock()
+        # reentrant: a SIGTERM handler may drain while the main thread holds it
+        self._lock = threading.RLock()
         self._init_runtime()
 
     def _init_runtime(self) -> None:
@@ -116,6 +118,7 @@ class Engine:
             _warn_if_uwsgi_without_threads()
             self.loop.start()
             _register_at_exit()
+        drain_on_sigterm()
 
     # -- the loop's iteration (engine thread) ---------------------------------------------
     def _tick(self, now: float) -> float:
@@ -391,6 +394,50 @@ def _at_exit() -> None:
     engine = _engine
     if engine is not None:
         engine.at_exit()
+
+
+_sigterm_lock = threading.Lock()
+_previous_sigterm: Any = None
+_sigterm_installed = False
+
+
+def drain_on_sigterm() -> bool:
+    """Make SIGTERM run the same bounded drain as a normal exit, then do what it did
+    before (the server's handler, or the default: the process ends by the signal).
+
+    Plain ``python`` and uvicorn end on SIGTERM without running exit hooks, so requests
+    still queued would vanish without a word. Installed from the main thread only (as
+    Python requires), when a client is made or the engine starts; a handler already
+    there is called first, and an ignored SIGTERM stays ignored. True if installed.
+    """
+    global _previous_sigterm, _sigterm_installed
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    with _sigterm_lock:
+        if _sigterm_installed:
+            return True
+        try:
+            previous = signal.getsignal(signal.SIGTERM)
+            if previous is signal.SIG_IGN:
+                return False
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        except (ValueError, OSError):  # not the main interpreter, or no such signal
+            return False
+        _previous_sigterm = previous
+        _sigterm_installed = True
+        return True
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    previous = _previous_sigterm
+    if callable(previous):
+        previous(signum, frame)  # the server starts its graceful shutdown
+    engine = _engine
+    if engine is not None and engine.pid == os.getpid():
+        engine.at_exit()  # bounded; what is left is logged and counted as abandoned
+    if not callable(previous):  # the default: end by the signal, as before
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
 
 
 def _warn_if_uwsgi_without_threads() -> None:
