@@ -33,6 +33,125 @@ REPEATS = 1 if QUICK else 5
 LPUSH = "redis-py LPUSH (300 B)"
 CELERY = "Celery .delay() (Redis broker, no worker)"
 SQLITE = "SQLite insert + commit (WAL, synchronous=NORMAL, 300 B blob)"
+OUTBOX = "sendoff Outbox.fire() (returns after commit)"
+OUTBOX_FULL = "sendoff Outbox.fire(), durability='full'"
+THREADS = 8
+GROUP_ROWS = 2_000 if QUICK else 20_000
+DELIVER = 5_000 if QUICK else 50_000
+BACKLOG = 50_000 if QUICK else 1_000_000
+
+
+def outbox_cost(durability: str, path: str, n: int) -> dict[str, Any]:
+    """µs per ``Outbox.fire()`` (a ~300-byte JSON webhook; no relay in this process)."""
+    import gc
+    import time
+
+    from sendoff import Outbox
+
+    outbox = Outbox(path, relay=None, durability=durability)  # type: ignore[arg-type]
+    payload = {"event": "signup", "user": 42, "pad": "x" * 250}
+    for _ in range(50):
+        outbox.fire("POST", "http://127.0.0.1:9/hook", json=payload)
+    gc.collect()
+    samples = []
+    clock = time.perf_counter_ns
+    fire = outbox.fire
+    for _ in range(n):
+        start = clock()
+        fire("POST", "http://127.0.0.1:9/hook", json=payload)
+        samples.append((clock() - start) / 1000)
+    stored = outbox.store.stats()["pending"] - 50
+    outbox.close()
+    return {"samples": samples, "calls": n, "stored": stored}
+
+
+def group_commit(durability: str, path: str, threads: int, rows: int) -> dict[str, Any]:
+    """Rows per second stored by ``threads`` threads at once, and the transactions used."""
+    import threading
+    import time
+
+    from sendoff import Outbox
+
+    outbox = Outbox(path, relay=None, durability=durability)  # type: ignore[arg-type]
+    start_gate = threading.Barrier(threads + 1)
+    each = rows // threads
+
+    def work() -> None:
+        start_gate.wait()
+        for _ in range(each):
+            outbox.fire("POST", "http://127.0.0.1:9/hook", json={"n": 1})
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    before = outbox.store.transactions
+    start_gate.wait()
+    began = time.perf_counter()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - began
+    transactions = outbox.store.transactions - before
+    stored = outbox.store.stats()["pending"]
+    outbox.close()
+    return {"rate": each * threads / elapsed, "transactions": transactions, "stored": stored}
+
+
+def deliver(kind: str, url: str, path: str, n: int) -> dict[str, Any]:
+    """Delivered per second to nginx: the in-memory engine (fires then flush), or the
+    outbox (n rows stored first, then a relay drains them)."""
+    import time
+
+    from sendoff import FireAndForget, Outbox
+
+    if kind == "engine":
+        client = FireAndForget(timeout=30, max_queue=10_000_000)
+        began = time.perf_counter()
+        for _ in range(n):
+            client.fire("POST", url, json={"n": 1})
+        assert client.flush(300)
+        return {"rate": n / (time.perf_counter() - began), "delivered": client.stats()["delivered"]}
+    stored = Outbox(path, relay=None)
+    for _ in range(n):
+        stored.fire("POST", url, json={"n": 1})
+    stored.close()
+    outbox = Outbox(path)
+    began = time.perf_counter()
+    outbox.relay.wake()  # type: ignore[union-attr]
+    assert outbox.flush(600)
+    rate = n / (time.perf_counter() - began)
+    delivered = outbox.stats()["delivered"]
+    outbox.close()
+    return {"rate": rate, "delivered": delivered}
+
+
+def backlog_memory(url: str, path: str, n: int) -> dict[str, Any]:
+    """RSS (MiB) of a process with ``n`` rows waiting in its outbox while its relay works
+    at them, against the same process before any row was stored."""
+    import resource
+    import time
+
+    from sendoff import Outbox
+
+    def rss() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+    outbox = Outbox(path, relay=None)
+    outbox.fire("POST", url, json={"n": 0})
+    before = rss()
+    for i in range(n):
+        outbox.fire("POST", url, json={"n": i})
+    stored = rss()
+    outbox.close()
+    relaying = Outbox(path)
+    relaying.relay.wake()  # type: ignore[union-attr]
+    samples = []
+    for _ in range(20):
+        time.sleep(0.25)
+        samples.append(rss())
+    pending = relaying.store.stats()["pending"]
+    relaying.close()
+    return {"before": before, "stored": stored, "relaying_max": max(samples), "pending": pending}
 
 
 def _filesystem(path: str) -> str:
@@ -46,6 +165,11 @@ def main() -> None:
     with RedisServer() as redis, tempfile.TemporaryDirectory(prefix="sendoff-sqlite-") as tmp:
         runs = [0]
 
+        def outbox_run(durability: str) -> dict[str, Any]:
+            runs[0] += 1
+            return isolated.run("bench.suite_durable:outbox_cost", durability=durability,
+                                path=os.path.join(tmp, f"sendoff-{runs[0]}.sqlite3"), n=CALLS)
+
         def sqlite_run() -> dict[str, Any]:
             runs[0] += 1
             return isolated.run("bench.anchors:sqlite_insert_cost",
@@ -57,10 +181,8 @@ def main() -> None:
             (CELERY, lambda: isolated.run("bench.anchors:celery_delay_cost", port=redis.port,
                                           n=CALLS)),
             (SQLITE, sqlite_run),
-            # -- sendoff Outbox rows go here (issue: durable enqueue). Each is a
-            # ("sendoff Outbox ...", lambda: isolated.run("bench.suite_durable:outbox_cost",
-            # ...)) returning {"samples": [µs...], "calls": n, "stored": rows committed},
-            # measured beside the anchors above in the same interleaved rounds.
+            (OUTBOX, lambda: outbox_run("normal")),
+            (OUTBOX_FULL, lambda: outbox_run("full")),
         ]
 
         def progress(name: str, rnd: int, result: dict[str, Any]) -> None:
@@ -93,8 +215,69 @@ def main() -> None:
          "p50 x Celery p50", "max µs (median)", "stored (all runs)"],
         out,
     )
-    note("Targets for the sendoff Outbox rows (to come): p50 ≤ 0.5x LPUSH and ≤ 0.05x "
-         "Celery .delay().")
+    note("Targets: sendoff Outbox.fire() p50 ≤ 0.5x LPUSH and ≤ 0.05x Celery .delay().")
+    _group_commit_table()
+    _delivery_table()
+
+
+def _group_commit_table() -> None:
+    with tempfile.TemporaryDirectory(prefix="sendoff-group-") as tmp:
+        rows = []
+        for durability in ("normal", "full"):
+            count = GROUP_ROWS if durability == "normal" else GROUP_ROWS // 5
+            one = isolated.run("bench.suite_durable:group_commit", durability=durability,
+                               path=os.path.join(tmp, f"one-{durability}.sqlite3"),
+                               threads=1, rows=count)
+            many = isolated.run("bench.suite_durable:group_commit", durability=durability,
+                                path=os.path.join(tmp, f"many-{durability}.sqlite3"),
+                                threads=THREADS, rows=count)
+            rows.append((durability, f"{one['rate']:,.0f}", f"{many['rate']:,.0f}",
+                         f"{many['rate'] / one['rate']:.2f}",
+                         f"{count / max(1, many['transactions']):.1f}",
+                         f"{one['stored']:,} / {many['stored']:,}"))
+    table(f"Group commit: rows/s with 1 thread (one commit per row) and {THREADS} threads",
+          ["durability", "1 thread rows/s", f"{THREADS} threads rows/s", "x 1 thread",
+           "rows per transaction", "stored"], rows)
+    note("Target: 8 threads ≥ 3x the one-commit-per-row rate.")
+
+
+def _delivery_table() -> None:
+    from bench.nginx import Nginx
+
+    with Nginx() as nginx, tempfile.TemporaryDirectory(prefix="sendoff-deliver-") as tmp:
+        url = nginx.url("/")
+        counter = [0]
+
+        def run(kind: str) -> dict[str, Any]:
+            counter[0] += 1
+            before = nginx.requests()
+            result = isolated.run("bench.suite_durable:deliver", kind=kind, url=url,
+                                  path=os.path.join(tmp, f"d{counter[0]}.sqlite3"), n=DELIVER)
+            result["nginx"] = nginx.requests() - before - 1
+            return result
+
+        results = interleaved([("in-memory engine (FireAndForget)", lambda: run("engine")),
+                               ("Outbox relay (stored first)", lambda: run("outbox"))],
+                              1 if QUICK else 3)
+        engine = results["in-memory engine (FireAndForget)"]
+        rows = []
+        for name, runs_ in results.items():
+            ratios = [r["rate"] / e["rate"] for r, e in zip(runs_, engine, strict=True)]
+            rows.append((name, f"{DELIVER:,} x {len(runs_)}",
+                         str(Spread.of([r["rate"] for r in runs_])), str(Spread.of(ratios)),
+                         sum(int(r["delivered"]) for r in runs_),
+                         sum(int(r["nginx"]) for r in runs_)))
+        table("Delivery to loopback nginx, 16 connections, requests/s", [
+            "path", "requests x rounds", "req/s", "x in-memory engine", "delivered",
+            "nginx received"], rows)
+        note("Target: the outbox relay ≥ 0.5x the in-memory engine.")
+        memory = isolated.run("bench.suite_durable:backlog_memory", url=url,
+                              path=os.path.join(tmp, "backlog.sqlite3"), n=BACKLOG,
+                              timeout=1800)
+    table(f"Memory with {BACKLOG:,} rows waiting (RSS, MiB)", [
+        "before any row", f"after storing {BACKLOG:,}", "while the relay works at them",
+        "still pending after 5 s"], [(f"{memory['before']:.1f}", f"{memory['stored']:.1f}",
+                                      f"{memory['relaying_max']:.1f}", f"{memory['pending']:,}")])
 
 
 if __name__ == "__main__":

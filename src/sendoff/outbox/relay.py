@@ -8,7 +8,8 @@ dead. Every attempt carries the message's key as its idempotency key; listeners 
 relay's emitter (a :class:`~sendoff.subscribers.StandardWebhooks` signer) run on each
 attempt, so a signature is made with a fresh timestamp every time.
 
-Per origin, at most ``per_origin`` messages are in flight, and an origin that keeps
+Per origin, at most ``per_origin`` messages are in the engine's hands (its pool sends
+them over ``connections_per_origin`` connections), and an origin that keeps
 failing opens a circuit: its messages wait (a probe half-opens it after a cool-down)
 while the other origins keep flowing.
 """
@@ -43,6 +44,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: Seconds between two looks at the file when nothing was enqueued in this process
 #: (another process may have enqueued, or a retry may have come due).
 POLL_EVERY = 0.25
+#: Seconds the relay lets outcomes gather while many are in flight (one transaction then
+#: records them all).
+GATHER = 0.005
 #: Seconds between two purges of old delivered rows.
 PURGE_EVERY = 60.0
 
@@ -92,7 +96,7 @@ class Relay:
         deadline: float | None = None,
         idempotency_header: str = IDEMPOTENCY_HEADER,
         batch: int = 256,
-        per_origin: int = 16,
+        per_origin: int = 128,
         circuit: Circuit = DEFAULT_CIRCUIT,
         keep_delivered: float | None = 24 * 3600.0,
         lease: float | None = None,
@@ -217,6 +221,10 @@ class Relay:
     def _run(self) -> None:
         try:
             while self._running or self.in_flight():
+                if len(self._outcomes) < self.batch // 4 and self.in_flight() > self.batch // 2:
+                    # many in flight: let a few more outcomes come, then write them at once
+                    self._wake.clear()
+                    self._wake.wait(GATHER)
                 self._write_back()
                 room = self._room()
                 claimed: list[Claimed] = []
@@ -238,7 +246,13 @@ class Relay:
             self._idle.set()
 
     def _room(self) -> int:
-        return max(0, min(self.batch, 4 * self.batch - self.in_flight()))
+        """How many to claim now: none until a good part of a batch is free (each claim
+        is a transaction), unless nothing is in flight."""
+        in_flight = self.in_flight()
+        room = min(self.batch, 4 * self.batch - in_flight)
+        if in_flight and room < self.batch // 4:
+            return 0
+        return max(0, room)
 
     def _pause(self) -> float:
         due = None

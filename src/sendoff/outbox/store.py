@@ -26,6 +26,7 @@ the full URL (with any credentials) and are left out of ``repr``; redact before 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -58,6 +59,7 @@ APPLICATION_ID = 0x736E646F
 MAX_BATCH = 1000
 _MAX_GROUP = 512  # at most this many writes share one transaction
 _MAX_ERROR_TEXT = 2000
+_FINISH_CHUNK = 500  # outcomes per statement (5 bound parameters each)
 _AUTOCHECKPOINT_PAGES = 10_000  # about 40 MB of WAL when no relay claims (and checkpoints)
 _CHECKPOINT_EVERY = 1.0  # seconds between the checkpoints claim() runs
 
@@ -321,6 +323,12 @@ def _checked_schedule(schedule: Sequence[float]) -> tuple[tuple[float, ...], str
     if type(schedule) is tuple and len(_schedules) < 64:
         _schedules[schedule] = known
     return known
+
+
+@functools.lru_cache(maxsize=64)
+def _schedule_of(text: str) -> tuple[float, ...]:
+    """A row's schedule (a JSON list); most rows share one, so the parse is cached."""
+    return tuple(float(step) for step in json.loads(text))
 
 
 def _looks_like_id(key: str) -> bool:
@@ -1054,12 +1062,19 @@ class Store:
                         break
                 depth += 1
             claimed: list[Claimed] = []
+            leased: list[tuple[str, float, float, int]] = []
             del died[:]  # a retried transaction starts over
+            rows = {}
+            for start in range(0, len(picked), 500):  # SQLite's bound-parameter limit
+                chunk = picked[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in conn.execute(
+                    f"SELECT {_CLAIM_COLUMNS} FROM messages WHERE seq IN ({marks})", chunk
+                ):
+                    rows[row[0]] = row
             for seq in picked:
-                row = conn.execute(
-                    f"SELECT {_CLAIM_COLUMNS} FROM messages WHERE seq = ?", (seq,)
-                ).fetchone()
-                steps = tuple(float(s) for s in json.loads(row[11]))
+                row = rows[seq]
+                steps = _schedule_of(row[11])
                 attempt = row[9] - row[10] + 1
                 if row[13] == "delivering" and attempt > len(steps):
                     # the outcome of that attempt is unknown: last_status stays
@@ -1067,12 +1082,7 @@ class Store:
                     self._finish_row(conn, seq, row[8], "dead", _KEEP, error, at)
                     died.append(row[1])
                     continue
-                conn.execute(
-                    "UPDATE messages SET status = 'delivering', lease_owner = ?,"
-                    " lease_expires = ?, claimable_at = ?, attempts = attempts + 1"
-                    " WHERE seq = ?",
-                    (owner, expires, expires, seq),
-                )
+                leased.append((owner, expires, expires, seq))
                 claimed.append(
                     Claimed(
                         id=row[1],
@@ -1091,6 +1101,12 @@ class Store:
                         lease_expires=expires,
                     )
                 )
+            conn.executemany(
+                "UPDATE messages SET status = 'delivering', lease_owner = ?,"
+                " lease_expires = ?, claimable_at = ?, attempts = attempts + 1"
+                " WHERE seq = ?",
+                leased,
+            )
             return claimed
 
         died: list[str] = []
@@ -1221,25 +1237,34 @@ class Store:
 
         def apply(conn: sqlite3.Connection) -> int:
             applied = 0
-            for item in items:
-                row = conn.execute(
-                    "SELECT seq, ordering_key FROM messages"
-                    " WHERE id = ? AND status = 'delivering' AND lease_owner = ?",
-                    (item.id, owner),
-                ).fetchone()
-                if row is None:
-                    continue
-                error = item.error[:_MAX_ERROR_TEXT] if item.error is not None else None
-                if item.verdict == "retry":
-                    conn.execute(
-                        "UPDATE messages SET status = 'pending', last_status = ?,"
-                        " last_error = ?, next_attempt_at = ?, claimable_at = ?,"
-                        " lease_owner = NULL, lease_expires = NULL WHERE seq = ?",
-                        (item.status, error, item.next_attempt_at, item.next_attempt_at, row[0]),
-                    )
-                else:
-                    self._finish_row(conn, row[0], row[1], item.verdict, item.status, error, at)
-                applied += 1
+            # one statement per kind and chunk: each row applies only if still leased
+            for start in range(0, len(items), _FINISH_CHUNK):
+                chunk = items[start : start + _FINISH_CHUNK]
+                values = []
+                for item in chunk:
+                    error = item.error[:_MAX_ERROR_TEXT] if item.error is not None else None
+                    values += [item.id, item.verdict, item.status, error, item.next_attempt_at]
+                marks = ",".join(["(?,?,?,?,?)"] * len(chunk))
+                updated = conn.execute(
+                    f"WITH v(id, verdict, status, error, next) AS (VALUES {marks})"
+                    " UPDATE messages SET"
+                    " status = CASE v.verdict WHEN 'retry' THEN 'pending' ELSE v.verdict END,"
+                    " last_status = v.status, last_error = v.error,"
+                    " next_attempt_at = CASE v.verdict WHEN 'retry' THEN v.next"
+                    "   ELSE messages.next_attempt_at END,"
+                    " claimable_at = CASE v.verdict WHEN 'retry' THEN v.next ELSE NULL END,"
+                    " delivered_at = CASE v.verdict WHEN 'delivered' THEN ? ELSE NULL END,"
+                    " blocked = CASE v.verdict WHEN 'retry' THEN messages.blocked ELSE NULL END,"
+                    " lease_owner = NULL, lease_expires = NULL"
+                    " FROM v WHERE messages.id = v.id AND messages.status = 'delivering'"
+                    " AND messages.lease_owner = ?"
+                    " RETURNING ordering_key, status",
+                    [*values, at, owner],
+                ).fetchall()
+                applied += len(updated)
+                for ordering_key, status in updated:
+                    if ordering_key is not None and status != "pending":
+                        Store._unblock_next(conn, ordering_key)
             return applied
 
         return self._write(apply) if items else 0
