@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..delivery.sender import Settings
-from ..delivery.wire import build_request
+from ..delivery.wire import build_request, fire_wire
 from ..http.models import FieldInput, HeaderInput, Response
 from ..outbox.relay import DEFAULT_CIRCUIT, IDEMPOTENCY_HEADER, Circuit, Relay
 from ..outbox.schedule import DEFAULT_SCHEDULE
@@ -28,6 +28,7 @@ from .base import Client
 if TYPE_CHECKING:
     from ..events.lifecycle import Transaction
     from ..http.models import Request
+    from ..http.url import URL
 
 #: The file ``Outbox()`` opens when given no path and ``$SENDOFF_OUTBOX`` is not set: in
 #: the current directory.
@@ -125,6 +126,7 @@ class Outbox(Client[OutboxReceipt]):
         self.path = self.store.path
         self.schedule = tuple(schedule)
         self.header = idempotency_header
+        self.lower = idempotency_header.lower()
         self.exit_timeout = exit_timeout
         self.relay: Relay | None = None
         if relay == "thread":
@@ -163,15 +165,24 @@ class Outbox(Client[OutboxReceipt]):
         prepared = request.prepare()
         if key is None:
             key = request.headers().get(self.header)
+        return self._store(
+            prepared.method, prepared.url, prepared.full_url, prepared.wire(),
+            request.timeout() or self.timeout, key, ordering_key,
+        )
+
+    def _store(
+        self,
+        method: str,
+        url: URL,
+        full_url: str,
+        wire: bytes,
+        timeout: float,
+        key: str | None,
+        ordering_key: str | None,
+    ) -> OutboxReceipt:
         message = NewMessage(
-            prepared.method,
-            prepared.full_url,
-            prepared.url.origin_text,
-            prepared.wire(),
-            request.timeout() or self.timeout,
-            key=key,
-            ordering_key=ordering_key,
-            schedule=self.schedule,
+            method, full_url, url.origin_text, wire, timeout,
+            key=key, ordering_key=ordering_key, schedule=self.schedule,
         )
         stored = self.store.add(message)
         if self.relay is not None and not stored.existing:
@@ -192,8 +203,21 @@ class Outbox(Client[OutboxReceipt]):
         ordering_key: str | None = None,
     ) -> OutboxReceipt:
         """Store ``method url`` (arguments as :func:`sendoff.fire`); return once committed."""
-        request = build_request(method, url, params, data, json, headers, timeout)
-        return self.execute(request, key=key, ordering_key=ordering_key)
+        given = timeout is None or (isinstance(timeout, int | float) and timeout > 0)
+        chosen = key
+        if chosen is None and headers:
+            chosen = next((str(v) for k, v in headers.items() if k.lower() == self.lower), None)
+        fast = fire_wire(method, url, params, data, json, headers) if given else None
+        if fast is None:  # the less common shapes: the Request checks and renders them
+            request = build_request(method, url, params, data, json, headers, timeout)
+            return self.execute(request, key=chosen, ordering_key=ordering_key)
+        parsed, wire = fast
+        verb = wire[: wire.find(b" ")].decode("latin-1")
+        target = wire[len(verb) + 1 : wire.find(b" ", len(verb) + 1)].decode("latin-1")
+        return self._store(
+            verb, parsed, parsed.origin_text + target, wire, timeout or self.timeout, chosen,
+            ordering_key,
+        )
 
     def transfer(self, request: Request[Any], transaction: Transaction | None) -> Response:
         raise NotImplementedError("the outbox stores requests; its relay sends them")
