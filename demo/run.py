@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import after_response
+import crash
 import hmvc_page
 import seed_requests
 import webhooks
@@ -13,6 +14,7 @@ def main() -> None:
     after_response.main()
     hmvc_page.main()
     webhooks.main()
+    crash.main()
 
 
 if __name__ == "__main__":

@@ -122,8 +122,9 @@ class Relay:
         self._pid = os.getpid()
         self._origins: dict[str, _OriginState] = {}
         self._outcomes: deque[tuple[Claimed, Receipt]] = deque()
-        #: the receipts in flight (the engine holds its jobs' receipts weakly)
-        self._receipts: dict[str, Receipt] = {}
+        #: the receipts in flight (the engine holds its jobs' receipts weakly); a set, not
+        #: a dict by message id: a message whose lease ran out may be in flight twice
+        self._receipts: set[Receipt] = set()
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._lock = threading.Lock()
@@ -296,7 +297,7 @@ class Relay:
         except Exception as exc:  # the stored request cannot be sent any more
             receipt = Receipt(message.wire, parse_uri(message.url))
             receipt.settle(None, exc)
-        self._receipts[message.id] = receipt
+        self._receipts.add(receipt)
         receipt.add_done_callback(lambda done: self._answered(message, done))
 
     def _submit(self, sender: Sender, message: Claimed) -> Receipt:
@@ -338,7 +339,7 @@ class Relay:
             log.error("could not write %d outcome(s) back to the outbox", len(done), exc_info=True)
 
     def _outcome(self, message: Claimed, receipt: Receipt, now: float) -> Outcome:
-        self._receipts.pop(message.id, None)
+        self._receipts.discard(receipt)
         state = self._origins[message.origin]
         state.in_flight -= 1
         status = receipt.status
