@@ -239,3 +239,22 @@ def test_a_read_only_file_raises_outbox_error_and_stores_nothing(tmp_path: Path,
     path.write_bytes(b"this is not a database, it was overwritten" * 100)
     with pytest.raises(OutboxError, match=r"(?i)corrupt|not an outbox|not a database"):
         Outbox(str(path)).fire("POST", server.url("/x"), json={})
+
+
+def test_a_relay_keeps_the_leases_of_what_it_still_has_in_flight(make_server, path):
+    """Answers take three leases long; a second relay on the same file must not send the
+    messages again meanwhile: the first renews its leases while they are in flight."""
+    srv = make_server(lambda req: Reply(200, b"ok", delay=1.5))
+    first = Outbox(path, lease=0.5, connections_per_origin=4)
+    for n in range(8):
+        first.fire("POST", srv.url(f"/slow/{n}"), json={"n": n})
+    wait_until_count = _wait_for(lambda: srv.count >= 4, timeout=10)
+    assert wait_until_count
+    second = Outbox(path, lease=0.5)
+    second.relay.wake()  # type: ignore[union-attr]
+    assert first.flush(30)
+    assert second.flush(30)
+    paths = [rec.path for rec in srv.received]
+    assert sorted(paths) == sorted(f"/slow/{n}" for n in range(8))  # each exactly once
+    first.close()
+    second.close()

@@ -82,8 +82,9 @@ class Relay:
     ``deadline`` bound each attempt when the message does not say otherwise;
     ``settings`` configure the engine's connections (TLS, pools). ``keep_delivered``
     seconds after delivery a row is purged. ``lease`` is how long a claimed message is
-    this relay's (default three deadlines, at least a minute): when the relay dies, the
-    file hands its messages to another relay after that.
+    this relay's without a renewal (default two deadlines, at least 30 s): the relay renews
+    the leases of what is in flight; when it dies, the file hands its messages to another
+    relay once their leases run out.
     """
 
     def __init__(
@@ -115,16 +116,18 @@ class Relay:
         self.keep_delivered = keep_delivered
         self.clock = clock
         self.rng = rng or random.Random()
-        #: seconds a claimed message is this relay's: another relay may send it again only
-        #: after that (when this one died), so it is well above an attempt's deadline
-        self.lease = lease if lease is not None else max(60.0, 3 * self.deadline)
+        #: seconds a claimed message is this relay's: while it is in flight the relay
+        #: renews the lease (every third of it); when the relay dies, another one may send
+        #: the message again once the lease has run out
+        self.lease = lease if lease is not None else max(30.0, 2 * self.deadline)
         self.owner = new_owner()
         self._pid = os.getpid()
         self._origins: dict[str, _OriginState] = {}
         self._outcomes: deque[tuple[Claimed, Receipt]] = deque()
         #: the receipts in flight (the engine holds its jobs' receipts weakly); a set, not
         #: a dict by message id: a message whose lease ran out may be in flight twice
-        self._receipts: set[Receipt] = set()
+        self._receipts: dict[Receipt, str] = {}  # the receipt in flight -> its message id
+        self._renewed_at = 0.0
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._lock = threading.Lock()
@@ -147,6 +150,7 @@ class Relay:
                 self._origins.clear()
                 self._outcomes.clear()
                 self._receipts.clear()
+                self._renewed_at = 0.0
                 self._thread = None
                 self._sender = None
             if self._thread is not None:
@@ -235,6 +239,7 @@ class Relay:
                         self._send(message)
                 if not self.in_flight() and not self._outcomes:
                     self._idle.set()
+                self._renew()
                 if self._running:
                     self._maybe_purge()
                 if claimed and len(claimed) == room:
@@ -297,7 +302,7 @@ class Relay:
         except Exception as exc:  # the stored request cannot be sent any more
             receipt = Receipt(message.wire, parse_uri(message.url))
             receipt.settle(None, exc)
-        self._receipts.add(receipt)
+        self._receipts[receipt] = message.id
         receipt.add_done_callback(lambda done: self._answered(message, done))
 
     def _submit(self, sender: Sender, message: Claimed) -> Receipt:
@@ -339,7 +344,7 @@ class Relay:
             log.error("could not write %d outcome(s) back to the outbox", len(done), exc_info=True)
 
     def _outcome(self, message: Claimed, receipt: Receipt, now: float) -> Outcome:
-        self._receipts.discard(receipt)
+        self._receipts.pop(receipt, None)
         state = self._origins[message.origin]
         state.in_flight -= 1
         status = receipt.status
@@ -389,6 +394,18 @@ class Relay:
                     "outbox: %s failed %d times in a row; its messages wait %.0f s",
                     origin, state.failures, state.cooldown,
                 )
+
+    def _renew(self) -> None:
+        """Keep the leases of what is still in flight (queued in the engine behind a slow
+        origin, say), so that no other relay sends it meanwhile."""
+        now = self.clock()
+        if not self._receipts or now - self._renewed_at < self.lease / 3:
+            return
+        self._renewed_at = now
+        try:
+            self.store.renew(self.owner, set(self._receipts.values()), self.lease, now)
+        except errors.OutboxError:
+            log.warning("could not renew the outbox leases of %s", self.owner, exc_info=True)
 
     def _maybe_purge(self) -> None:
         if self.keep_delivered is None:

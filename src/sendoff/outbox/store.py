@@ -1309,6 +1309,30 @@ class Store:
 
         return self._write(give_back)
 
+    def renew(
+        self, owner: str, ids: Collection[str], lease_seconds: float, now: float | None = None
+    ) -> int:
+        """Extend ``owner``'s leases of ``ids`` to ``lease_seconds`` from now (a relay whose
+        messages are still in flight keeps them); returns how many it still held."""
+        if not ids:
+            return 0
+        expires = self._now(now) + lease_seconds
+        wanted = list(ids)
+
+        def extend(conn: sqlite3.Connection) -> int:
+            renewed = 0
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                renewed += conn.execute(
+                    "UPDATE messages SET lease_expires = ?, claimable_at = ?"
+                    f" WHERE status = 'delivering' AND lease_owner = ? AND id IN ({marks})",
+                    (expires, expires, owner, *chunk),
+                ).rowcount
+            return renewed
+
+        return self._write(extend)
+
     # -- reading --------------------------------------------------------------------------
 
     @staticmethod
