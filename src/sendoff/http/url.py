@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from ..core.errors import InvalidRequest
@@ -22,9 +22,11 @@ _REG_NAME = re.compile(r"[A-Za-z0-9._~-]+\Z")
 _PATH_UNSAFE = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]|%(?![0-9A-Fa-f]{2})")
 
 
-@dataclass(frozen=True, slots=True)
-class URL:
-    """A parsed request URI. Internal URIs have an empty scheme and host."""
+class URL(NamedTuple):
+    """A parsed request URI. Internal URIs have an empty scheme and host.
+
+    A named tuple: immutable, and cheap to make (a parse that misses the cache builds one
+    per fire)."""
 
     scheme: str
     host: str
@@ -39,6 +41,14 @@ class URL:
     origin: tuple[str, str, int] = ("", "", 0)
     #: ``scheme://host[:port]``, as logs and counters name the origin
     origin_text: str = ""
+
+    def __repr__(self) -> str:
+        password = None if self.password is None else "[redacted]"
+        return (
+            f"URL(scheme={self.scheme!r}, host={self.host!r}, port={self.port!r}, "
+            f"path={self.path!r}, query={self.query!r}, username={self.username!r}, "
+            f"password={password!r})"
+        )
 
     @property
     def is_external(self) -> bool:
@@ -72,28 +82,15 @@ def parse_uri(uri: str) -> URL:
     if scheme not in DEFAULT_PORTS:
         raise InvalidRequest("uri", f"scheme {scheme!r} is not supported; use http or https")
     rest = rest.partition("#")[0]
-    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    cut = len(rest)
+    for mark in ("/", "?"):
+        at = rest.find(mark, 0, cut)
+        if at >= 0:
+            cut = at
     authority, target = rest[:cut], rest[cut:]
     path, _, query = target.partition("?")
 
-    userinfo, _, hostport = authority.rpartition("@")
-    username = password = None
-    if userinfo:
-        user, has_password, secret = userinfo.partition(":")
-        username = unquote(user)
-        password = unquote(secret) if has_password else None
-
-    host, port_text = _split_host_port(hostport, uri)
-    port = DEFAULT_PORTS[scheme]
-    if port_text:
-        if not port_text.isdigit():
-            raise InvalidRequest("uri", f"port {port_text!r} is not a number")
-        port = int(port_text)
-        if not 1 <= port <= 65535:
-            raise InvalidRequest("uri", f"port {port} is outside 1-65535")
-    host_header = f"[{host}]" if ":" in host else host
-    if port != DEFAULT_PORTS[scheme]:
-        host_header = f"{host_header}:{port}"
+    username, password, host, port, host_header = _authority(scheme, authority)
     return URL(
         scheme,
         host,
@@ -106,6 +103,30 @@ def parse_uri(uri: str) -> URL:
         (scheme, host, port),
         f"{scheme}://{host_header}",
     )
+
+
+@lru_cache(maxsize=16384)
+def _authority(scheme: str, authority: str) -> tuple[str | None, str | None, str, int, str]:
+    """(username, password, host, port, Host header) of ``authority``: cached apart from
+    the whole URI, so that many paths to one origin (or many origins) parse it once."""
+    userinfo, _, hostport = authority.rpartition("@")
+    username = password = None
+    if userinfo:
+        user, has_password, secret = userinfo.partition(":")
+        username = unquote(user)
+        password = unquote(secret) if has_password else None
+    host, port_text = _split_host_port(hostport, f"{scheme}://{hostport}")
+    port = DEFAULT_PORTS[scheme]
+    if port_text:
+        if not port_text.isdigit():
+            raise InvalidRequest("uri", f"port {port_text!r} is not a number")
+        port = int(port_text)
+        if not 1 <= port <= 65535:
+            raise InvalidRequest("uri", f"port {port} is outside 1-65535")
+    host_header = f"[{host}]" if ":" in host else host
+    if port != DEFAULT_PORTS[scheme]:
+        host_header = f"{host_header}:{port}"
+    return username, password, host, port, host_header
 
 
 def _split_host_port(hostport: str, uri: str) -> tuple[str, str]:
