@@ -13,6 +13,7 @@ snapshots the request to wire bytes, hands them over and returns a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -99,8 +100,10 @@ class FireAndForget(Client[Receipt]):
         self.mode = mode
         self.verify = verify
         self.ca_bundle = ca_bundle
-        #: the default bound on a whole exchange, in seconds
-        self.deadline = float(deadline) if deadline is not None else 2 * self.timeout
+        if ca_bundle is not None and not os.path.exists(ca_bundle):
+            raise ValueError(f"ca_bundle: no such file: {ca_bundle!r}")
+        #: the bound on a whole exchange, in seconds (None: twice the request's timeout)
+        self.deadline: float | None = float(deadline) if deadline is not None else None
         self.settings = Settings(
             verify=verify,
             ca_bundle=ca_bundle,
@@ -142,7 +145,7 @@ class FireAndForget(Client[Receipt]):
             prepared.url,
             prepared.wire(),
             request.timeout() or self.timeout,
-            request.deadline() or self.deadline,
+            self._limit(request),
         )
 
     def fire(
@@ -166,7 +169,8 @@ class FireAndForget(Client[Receipt]):
         ):
             fast = fire_wire(method, url, params, data, json, headers)
             if fast is not None:
-                return self._submit(fast[0], fast[1], timeout or self.timeout, self.deadline)
+                wait = timeout or self.timeout
+                return self._submit(fast[0], fast[1], wait, self.deadline or 2 * wait)
         return self.execute(build_request(method, url, params, data, json, headers, timeout))
 
     def _execute_with_events(self, request: Request[Any]) -> Receipt:
@@ -176,13 +180,17 @@ class FireAndForget(Client[Receipt]):
         prepared = txn.request.prepare()
         wire = prepared.wire()
         timeout = txn.request.timeout() or self.timeout
-        limit = txn.request.deadline() or self.deadline
+        limit = self._limit(txn.request)
         if self.mode != "background":  # no engine reads a response: only `before` applies
             receipt = self._submit(prepared.url, wire, timeout, limit)
             receipt.attach(txn, prepared)
             return receipt
         sender = self._sender or self._make_sender()
         return sender.submit(prepared.url, wire, timeout, limit, txn, prepared)
+
+    def _limit(self, request: Request[Any]) -> float:
+        """The deadline of ``request``: its own, the client's, or twice its timeout."""
+        return request.deadline() or self.deadline or 2 * (request.timeout() or self.timeout)
 
     def _ended_early(self, txn: Transaction) -> Receipt:
         request = txn.request

@@ -110,6 +110,7 @@ class Connection:
     server has shown it keeps connections, several pipelined."""
 
     __slots__ = (
+        "_answers",
         "_body",
         "_body_size",
         "_committed",
@@ -140,6 +141,7 @@ class Connection:
         "port",
         "responding",
         "served",
+        "server_closed",
         "sock",
         "ssl_context",
         "state",
@@ -177,6 +179,7 @@ class Connection:
         self.served = 0
         self.responding = False  # a byte of the current response has arrived
         self.closing = False  # the server or a request ends the connection after this answer
+        self.server_closed = False  # the server ended it without being asked to
         self.last_blocks = False  # the last job sent may have nothing pipelined behind it
         self.last_unsafe = False  # the last job sent is not idempotent (POST, PATCH)
         #: tell the owner when an answer's head commits to keep the connection
@@ -195,6 +198,7 @@ class Connection:
         self._exchange: Exchange | None = None
         self._full: Any = None
         self._lean: Any = None
+        self._answers: list[tuple[Job, Answer]] = []
 
     def __repr__(self) -> str:
         return f"<Connection {self.label} fd={self.fd} state={self.state}>"
@@ -417,12 +421,11 @@ class Connection:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
+            self.closing = True  # nothing more goes on this connection...
+            self._report()  # ...but the answers that came whole before the fault count
             cause = exc.__context__
-            if isinstance(cause, _HeadDone):
-                self.close_after_answer()
-                return
-            if isinstance(cause, _Unasked):
-                self.close()  # no request waits: nothing to end but the connection
+            if isinstance(cause, _HeadDone | _Unasked):
+                self.close_after_answer()  # after a HEAD, or bytes nobody asked for
                 return
             if isinstance(cause, errors.TransportError):  # a cap was exceeded
                 self._lost(type(cause), str(cause), resend=False)
@@ -433,11 +436,20 @@ class Connection:
                 return
             raise
         except httptools.HttpParserUpgrade:
+            self.closing = True
+            self._report()
             self._lost(errors.ProtocolError, "the server switched protocols", resend=False)
             return
         except httptools.HttpParserError as exc:
+            self.closing = True
+            self._report()
             self._lost(errors.ProtocolError, f"invalid response: {exc}", resend=False)
             return
+        if self._answers:
+            # Reported only now that the parser has taken the whole read: a byte after an
+            # answer with nothing in flight behind it was unasked (and closed the
+            # connection above), never the answer of a request sent in the meantime.
+            self._report()
         if self.state != OPEN:
             return
         if self._head_done or not self.responding:
@@ -456,6 +468,12 @@ class Connection:
         elif self.early and self._committed and inflight:
             self.owner.committed(self)
 
+    def _report(self) -> None:
+        """Tell the owner about the answers that came whole in the last read."""
+        answers, self._answers = self._answers, []
+        for job, answer in answers:
+            self.owner.answered(self, job, answer)
+
     def close_after_answer(self) -> None:
         """The last answer said the connection ends: requests pipelined behind it were
         never read by the server, so they may be sent again; then close."""
@@ -471,6 +489,8 @@ class Connection:
     def _eof(self) -> None:
         if self.responding and self._head_done and self._is_close_delimited():
             self.on_message_complete()  # the body ran until the server closed
+            self.closing = True
+            self._report()
             if not self.inflight:
                 self.close()
                 return
@@ -486,10 +506,18 @@ class Connection:
             )
 
     def _is_close_delimited(self) -> bool:
+        """True if the body runs until the server closes: no Content-Length, and no
+        Transfer-Encoding whose last coding is chunked (RFC 9112, section 6.3)."""
         if self.parser is None or self.parser.get_status_code() < 200:
             return False
-        names = {k.lower() for k, _ in self._headers}
-        return b"content-length" not in names and b"transfer-encoding" not in names
+        codings = b""
+        for name, value in self._headers:
+            low = name.lower()
+            if low == b"content-length":
+                return False
+            if low == b"transfer-encoding":
+                codings += b"," + value
+        return codings.rsplit(b",", 1)[-1].strip().lower() != b"chunked"
 
     # -- httptools callbacks ----------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -505,7 +533,7 @@ class Connection:
         self._exchange = None
 
     def on_status(self, reason: bytes) -> None:
-        self._reason = reason
+        self._reason += reason  # called once per read the status line spans
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
@@ -535,7 +563,7 @@ class Connection:
         txn = job.txn
         if txn is not None:
             assert job.prepared is not None
-            exchange = self._exchange = Exchange("engine", job.prepared, txn)
+            exchange = self._exchange = Exchange("engine", job.prepared, txn, self.limits.body)
             exchange.head(
                 status,
                 self._reason.decode("latin-1"),
@@ -571,7 +599,11 @@ class Connection:
         self._head_done = False
         job = self.inflight.popleft()
         self.served += 1
-        if not parser.should_keep_alive() or job.head or (self.early and job.closes()):
+        asked = job.head or (self.early and job.closes())  # we end it after this answer
+        if not parser.should_keep_alive():
+            self.closing = True
+            self.server_closed = not asked  # the server chose to end the connection
+        elif asked:
             self.closing = True
         exchange = self._exchange
         self._exchange = None
@@ -597,7 +629,7 @@ class Connection:
             self.last_blocks = self.last_unsafe = False
             self.deadline = self.loop.now + self.idle_timeout  # later: the sweep knows sooner
         self._committed = False
-        self.owner.answered(self, job, answer)
+        self._answers.append((job, answer))
 
     def peer(self) -> Any:
         try:
@@ -617,10 +649,11 @@ class Connection:
     def _lost(self, cls: type[errors.TransportError], reason: object, *, resend: bool) -> None:
         """Close and end what is in flight.
 
-        With ``resend`` (the server closed or reset the connection), a job that saw no
-        byte of its response goes back once, if this connection had already carried a
-        request before it (a reused keep-alive connection the server closed under us) or
-        it was pipelined behind another. Everything else fails with ``cls(reason)``.
+        With ``resend`` (the server closed or reset the connection), an idempotent job
+        (not POST or PATCH: at most once is the promise) that saw no byte of its response
+        goes back once, if this connection had already carried a request before it (a
+        reused keep-alive connection the server closed under us) or it was pipelined
+        behind another. Everything else fails with ``cls(reason)``.
         """
         jobs = list(self.inflight)
         self.inflight.clear()
@@ -631,7 +664,13 @@ class Connection:
         for index, job in enumerate(jobs):
             first_ever = served == 0 and index == 0
             answered = index == 0 and responding
-            if resend and not answered and not first_ever and not job.tries & RESENT:
+            if (
+                resend
+                and not answered
+                and not first_ever
+                and not job.tries & RESENT
+                and job.idempotent
+            ):
                 again.append(job)
             else:
                 failed.append((job, job.error(cls, reason)))
@@ -644,11 +683,10 @@ class Connection:
         self.inflight.clear()
         self.close(report=False)
         failed: list[tuple[Job, BaseException]] = [(jobs[0], error)]
-        again = [job for job in jobs[1:] if not job.tries & RESENT]
-        failed += [
-            (job, job.error(errors.ProtocolError, error)) for job in jobs[1:] if job.tries & RESENT
-        ]
-        self.owner.lost(self, failed, again, False)
+        reason = "the connection was closed after a listener failed on an earlier answer"
+        # the server may have read (and answered) what was pipelined behind: not resent
+        failed += [(job, job.error(errors.ProtocolError, reason)) for job in jobs[1:]]
+        self.owner.lost(self, failed, [], False)
         self.owner.closed(self)
 
     def close(self, *, report: bool = True) -> None:

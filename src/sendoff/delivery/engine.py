@@ -55,12 +55,13 @@ class Engine:
 
     def __init__(self) -> None:
         self.senders: dict[Settings, Sender] = {}
-        # reentrant: a SIGTERM handler may drain while the main thread holds it
-        self._lock = threading.RLock()
         self._init_runtime()
 
     def _init_runtime(self) -> None:
         self.pid = os.getpid()
+        # reentrant: a SIGTERM handler may drain while the main thread holds it; new in a
+        # forked child, where a parent's thread may have held the old one
+        self._lock = threading.RLock()
         self.loop = Reactor(self._tick)
         self.pool_pause = POOL_IDLE
         self._order: list[Sender] = list(self.senders.values())
@@ -86,8 +87,9 @@ class Engine:
 
     @property
     def sleeping(self) -> bool:
-        """True when the loop waits for work (or has not started)."""
-        return self.loop.sleeping
+        """True when the loop waits for work, has not started, or stopped on an error."""
+        loop = self.loop
+        return loop.sleeping or loop.thread is None
 
     def wake(self) -> None:
         """Make the loop run an iteration soon, starting its thread if need be."""
@@ -128,10 +130,16 @@ class Engine:
             if inbox:
                 pools = sender.pools
                 while inbox:
-                    job = inbox.popleft()
+                    job = inbox[0]  # left in the inbox (and counted there) until it has a pool
                     pool = pools.get(job.url.origin)
                     if pool is None:
-                        pool = self._new_pool(sender, job)
+                        try:
+                            pool = self._new_pool(sender, job)  # may take a while (a CA file)
+                        except Exception as exc:  # a pool that cannot be made: end this job
+                            inbox.popleft()
+                            sender.refuse(job, exc)
+                            continue
+                    inbox.popleft()
                     pool.add(job)
                     ready[pool] = None
             if sender.dropped_jobs or sender.ended_jobs:

@@ -21,8 +21,8 @@ class LogWindow:
 
     __slots__ = ("_lock", "every", "last", "latest", "missed")
 
-    def __init__(self, every: float = LOG_EVERY) -> None:
-        self.every = every
+    def __init__(self, every: float | None = None) -> None:
+        self.every = LOG_EVERY if every is None else every
         self.last = float("-inf")
         self.missed = 0
         self.latest = ""

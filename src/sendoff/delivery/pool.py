@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..core import errors
 from ..events.lifecycle import SEND
 from ..http.models import Response
-from .connection import OPEN, Connection, Limits, Loop
+from .connection import CLOSED, OPEN, Connection, Limits, Loop
 from .job import RESENT, RETRIES, Answer, Job
 from .logwindow import LogWindow
 
@@ -226,6 +226,13 @@ class Pool:
         if not conn.inflight and conn.accepts() and conn not in self.idle:
             self.idle.append(conn)
 
+    def _room_for_new(self) -> bool:
+        """True if another connection may be opened now (the DNS answer is at hand)."""
+        alive = sum(1 for conn in self.conns if conn.state != CLOSED)
+        return alive < self.max_conns and (
+            self.addresses is not None and self.loop.now < self.dns_expires
+        )
+
     def _open(self) -> bool:
         """Open a connection for the next job; False if it must wait for DNS."""
         now = self.loop.now
@@ -312,6 +319,12 @@ class Pool:
                 job.tries |= RESENT
             self.retried += len(resend)
             self._give_back(resend)
+            # The server closed a connection it had kept alive: its other idle ones (same
+            # limits, same idle timeout) are likely closed too. Sent again on new ones.
+            for idle in list(self.idle):
+                idle.close()
+            while self.queue and self.queue[0].tries & RESENT and self._room_for_new():
+                self._open()
         for job, error in failed:
             if connecting:
                 self._connect_failed(job, error)
@@ -321,7 +334,7 @@ class Pool:
     def _learn(self, conn: Connection) -> None:
         """Count answers that kept their connection open; one that did not ends the
         origin's trust for good."""
-        if conn.closing:
+        if conn.server_closed:
             self.streak = -1
         elif self.streak >= 0:
             self.streak += 1
@@ -478,5 +491,5 @@ def _numeric_addresses(host: str, port: int) -> list[tuple[Any, ...]] | None:
     """getaddrinfo for an IP literal (no DNS involved), else None."""
     try:
         return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
-    except socket.gaierror:
+    except (socket.gaierror, UnicodeError, ValueError):
         return None

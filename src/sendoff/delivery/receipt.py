@@ -9,6 +9,7 @@ objects are built only when somebody asks for them.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
     from .job import Answer
 
 _lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a thread of the parent may have held the old one
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 class Receipt:

@@ -16,7 +16,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from ..core import errors
 from ..core.errors import QueueFull
+from ..core.log import logger
 from .connection import MAX_BODY, MAX_HEAD, Limits
 from .job import Answer, Job
 from .logwindow import LogWindow
@@ -197,6 +199,16 @@ class Sender:
         self.ended_jobs.append((Job(wire, url, None, 0.0, 0.0), answer, error))
         if self.host.sleeping:
             self.host.wake()
+
+    def refuse(self, job: Job, error: BaseException) -> None:
+        """End a job no pool could be made for (engine thread): counted failed, logged."""
+        self.retired["failed"] += 1
+        failure = job.error(errors.ConnectError, f"cannot send there: {error}")
+        logger.warning("%s %s failed: cannot send there: %s", job.method, job.where(), error)
+        ref = job.receipt
+        receipt = ref() if ref is not None else None
+        if receipt is not None:
+            receipt.settle(None, failure)
 
     def reset_after_fork(self) -> None:
         """In a forked child: fresh locks (a parent's thread may have held them)."""

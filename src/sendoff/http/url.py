@@ -166,6 +166,11 @@ def encode_host(host: str) -> str:
             raise InvalidRequest("uri", f"host {host!r} is not a valid IDNA name: {exc}") from None
     if _REG_NAME.match(host) is None:
         raise InvalidRequest("uri", f"host {host!r} contains characters not allowed in a host")
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if len(host) > 253 or any(not label or len(label) > 63 for label in labels):
+        raise InvalidRequest(
+            "uri", f"host {host!r} is not a valid name (empty label, or one over 63 characters)"
+        )
     return host.lower()
 
 

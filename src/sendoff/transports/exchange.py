@@ -7,7 +7,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import TransportError
+from ..core.errors import ProtocolError, TransportError
 from ..core.log import redact_url
 from ..http.headers import Headers
 from ..http.models import Response
@@ -32,16 +32,24 @@ class Exchange:
         "_sink",
         "backend",
         "body_size",
+        "decoded_size",
         "download_total",
         "info",
         "listener_error",
+        "max_body",
         "prepared",
         "response",
         "started",
         "txn",
     )
 
-    def __init__(self, backend: str, prepared: PreparedRequest, txn: Transaction | None) -> None:
+    def __init__(
+        self,
+        backend: str,
+        prepared: PreparedRequest,
+        txn: Transaction | None,
+        max_body: int | None = None,
+    ) -> None:
         self.backend = backend
         self.prepared = prepared
         self.txn = txn
@@ -59,6 +67,9 @@ class Exchange:
         self._progress = txn is not None and txn.wants("progress")
         self.download_total: int | None = None
         self.body_size = 0
+        #: the most decoded body bytes kept (None: no limit); a ProtocolError beyond
+        self.max_body = max_body
+        self.decoded_size = 0
         #: what a ``headers``/``progress`` listener or a body sink raised: backends
         #: re-raise it as it is instead of reporting a transport failure
         self.listener_error: BaseException | None = None
@@ -89,6 +100,9 @@ class Exchange:
             return
         self.body_size += len(chunk)
         data = self._decoder.decompress(chunk) if self._decoder is not None else chunk
+        self.decoded_size += len(data)
+        if self.max_body is not None and self.decoded_size > self.max_body:
+            raise ProtocolError(f"the decoded response body exceeds {self.max_body} bytes")
         try:
             if self._sink is not None:
                 self._sink.write(data)
