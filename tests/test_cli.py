@@ -55,4 +55,4 @@ def test_python_dash_m_knows_every_subcommand():
         out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
                              text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        assert "{fire,request}" in out.stdout
+        assert "{fire,outbox,request}" in out.stdout

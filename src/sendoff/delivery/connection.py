@@ -690,8 +690,12 @@ class Connection:
         self.owner.closed(self)
 
     def close(self, *, report: bool = True) -> None:
-        """Close the socket (without ending what is in flight) and leave the owner."""
+        """Close the socket and leave the owner; what is still in flight ends with a
+        ProtocolError (it is never left waiting for a connection that is gone)."""
         if self.state == CLOSED:
+            return
+        if report and self.inflight:
+            self._lost(errors.ProtocolError, "the connection was closed", resend=False)
             return
         self.state = CLOSED
         self.parser = None

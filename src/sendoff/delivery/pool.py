@@ -315,14 +315,17 @@ class Pool:
         if self.pipelining and (resend or failed) and not connecting:
             self.streak = -1  # it closed under requests: never trust it again
         if resend:
+            # The server closed a connection it had kept alive: its other idle ones (same
+            # limits, same idle timeout) are likely closed too. They go first (taken off
+            # the idle list before they close, so that no job is handed to one of them),
+            # then the requests are sent again on new connections.
+            stale, self.idle = self.idle, []
+            for idle in stale:
+                idle.close()
             for job in resend:
                 job.tries |= RESENT
             self.retried += len(resend)
             self._give_back(resend)
-            # The server closed a connection it had kept alive: its other idle ones (same
-            # limits, same idle timeout) are likely closed too. Sent again on new ones.
-            for idle in list(self.idle):
-                idle.close()
             while self.queue and self.queue[0].tries & RESENT and self._room_for_new():
                 self._open()
         for job, error in failed:
@@ -445,8 +448,11 @@ class Pool:
         )
 
     def close_all(self) -> None:
+        """Close every connection at exit: what is in flight was already counted as
+        abandoned, so it is left as it is."""
         for conn in list(self.conns):
-            conn.close()
+            conn.close(report=False)
+        self.conns, self.idle = [], []
 
     def forget(self) -> list[Job]:
         """In a forked child: drop the parent's connections and jobs; return the jobs."""
