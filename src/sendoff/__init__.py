@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import asgi, background, wsgi
+from . import asgi, background, redaction, wsgi
 from .clients.base import Client
 from .clients.default import get_default_client, set_default_client
 from .clients.external import External
@@ -58,6 +58,7 @@ __all__ = [
     "__version__",
     "asgi",
     "background",
+    "redaction",
     "fire",
     "flush",
     "get_default_client",
