@@ -72,7 +72,7 @@ def test_set_protocol(protocol: str, expected: str) -> None:
 def test_set_protocol_ftp_is_refused() -> None:
     """Kohana's third case (``ftp`` -> ``FTP``) stores any word; sendoff renders the
     request line, so it accepts only what it can send."""
-    with pytest.raises(InvalidRequest, match="^protocol: 'FTP' is not one of HTTP/1.1"):
+    with pytest.raises(InvalidRequest, match=r"^protocol: 'FTP' is not one of HTTP/1\.1"):
         Request("http://example.com/").protocol("ftp")
 
 
@@ -92,7 +92,7 @@ def test_uri_only_trimed_on_internal_differences() -> None:
     """Kohana's ``new Request('')`` is the root too; sendoff refuses the empty URI (a
     missing value, far more often than a wish for the root) and says to write ``/``.
     A URL without a path gets ``/``, the path it is sent with."""
-    with pytest.raises(InvalidRequest, match="^uri: is empty: write '/'"):
+    with pytest.raises(InvalidRequest, match=r"^uri: is empty: write '/'"):
         Request("")
     assert Request("http://www.google.com").uri() == "http://www.google.com/"
 

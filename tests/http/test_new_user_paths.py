@@ -24,7 +24,7 @@ from sendoff.http import URL
     ("Example.COM?x=1", "https://Example.COM?x=1"),
 ])
 def test_a_host_without_a_scheme_is_refused_with_the_fix(uri: str, suggestion: str) -> None:
-    with pytest.raises(InvalidRequest, match="^uri: .* looks like a host") as info:
+    with pytest.raises(InvalidRequest, match=r"^uri: .* looks like a host") as info:
         Request(uri)
     assert repr(suggestion) in str(info.value)
     with pytest.raises(InvalidRequest, match="looks like a host"):
@@ -73,7 +73,7 @@ def test_inside_a_served_app_a_dotted_first_segment_stays_internal() -> None:
 
 @pytest.mark.parametrize("uri", ["", "   ", "\t"])
 def test_an_empty_uri_is_refused(uri: str) -> None:
-    with pytest.raises(InvalidRequest, match="^uri: is empty: write '/' for the App's root"):
+    with pytest.raises(InvalidRequest, match=r"^uri: is empty: write '/' for the App's root"):
         Request(uri)
     with pytest.raises(InvalidRequest, match="is empty"):
         Request.factory(uri)
