@@ -80,7 +80,7 @@ class Job:
         self.prepared = prepared
 
     def __repr__(self) -> str:
-        return f"<Job {self.method} {self.url.origin_text}{self.target}>"
+        return f"<Job {self.method} {self.where()}>"
 
     @property
     def method(self) -> str:
