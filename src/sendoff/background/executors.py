@@ -33,6 +33,7 @@ import weakref
 from collections import deque
 from typing import Literal, Protocol
 
+from . import shutdown
 from .tasks import OnError, Task, check_on_error, task_names
 
 log = logging.getLogger("sendoff.background")
@@ -273,7 +274,10 @@ def resolve(executor: ExecutorChoice) -> Executor:
 
 def options(executor: ExecutorChoice, on_error: str) -> tuple[Executor, OnError]:
     """The executor and error policy of a middleware or app, checked once when it is made
-    (not per request)."""
+    (not per request). Built in a server's main thread after the server set its signal
+    handlers (a gunicorn worker loading its app), it also starts watching for the stop
+    signals, for the task lists that will run in other threads (see ``shutdown``)."""
+    shutdown.watch()
     return resolve(executor), check_on_error(on_error)
 
 
