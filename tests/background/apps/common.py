@@ -10,6 +10,11 @@ what ran and when. Endpoints, under whatever prefix the app mounts them:
                            ``added-X``, waits for ``added-Y`` (so both requests are in
                            flight at once), answers with the tasks queued in its request
 ``/fail?id=X``             three tasks: ``first-X``, one that raises, ``third-X``
+``/hold?id=X``             adds ``touch(ran-X)``, writes ``held-X``, waits for ``go-X``, then
+                           answers (the test resets the connection in between)
+``/stream?id=X``           (plain apps) the same, but sends a first part before waiting
+``/linger?id=X``           a task that writes ``lingering-X``, waits for ``release-X``, then
+                           writes ``done-X`` (for the shutdown tests)
 """
 
 from __future__ import annotations
@@ -61,6 +66,18 @@ def wait_then_write(rid: str) -> None:
     touch(f"done-{rid}", rid)
 
 
+def linger(rid: str) -> None:
+    touch(f"lingering-{rid}")
+    wait_for(f"release-{rid}")
+    touch(f"done-{rid}", rid)
+
+
+async def linger_async(rid: str) -> None:
+    touch(f"lingering-{rid}")
+    await wait_for_async(f"release-{rid}")
+    touch(f"done-{rid}", rid)
+
+
 def record(rid: str) -> None:
     """Write ran-X, naming the scope that ran it; a second run would leave dup-X."""
     scope = background.current_scope()
@@ -89,6 +106,13 @@ def send_receipt(order_id: int) -> None:
 
 def handle(path: str, params: dict[str, str]) -> str:
     """Serve a test endpoint from a sync handler; returns the response body."""
+    if path.endswith("/hold"):
+        hold(params["id"])
+        wait_for(f"go-{params['id']}")
+        return "held"
+    if path.endswith("/linger"):
+        background.add(linger, params["id"])
+        return "lingering"
     if path.endswith("/pair"):
         _add_pair(params, record)
         wait_for(f"added-{params['other']}")
@@ -98,11 +122,24 @@ def handle(path: str, params: dict[str, str]) -> str:
 
 async def handle_async(path: str, params: dict[str, str]) -> str:
     """Serve a test endpoint from an async handler without blocking the loop."""
+    if path.endswith("/hold"):
+        hold(params["id"])
+        await wait_for_async(f"go-{params['id']}")
+        return "held"
+    if path.endswith("/linger"):
+        background.add(linger_async, params["id"])
+        return "lingering"
     if path.endswith("/pair"):
         _add_pair(params, record_async)
         await wait_for_async(f"added-{params['other']}")
         return _queued()
     return _queue(path, params)
+
+
+def hold(rid: str) -> None:
+    """The first half of /hold and /stream: a task, then a sign that it is queued."""
+    background.add(touch, f"ran-{rid}")
+    touch(f"held-{rid}")
 
 
 def _add_pair(params: dict[str, str], task: Callable[[str], object]) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-from common import DIR, handle, touch
+from common import DIR, handle, hold, touch, wait_for
 
 from sendoff import background
 from sendoff.background import ThreadExecutor
@@ -19,6 +19,10 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     if path == "/generator":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return _generated(params["id"])
+    if path == "/stream":
+        hold(params["id"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _streamed(params["id"])
     if path == "/file":
         touch(f"file-{params['id']}", "from a file\n" * 1000)
         background.add(touch, f"sent-{params['id']}")
@@ -27,6 +31,12 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     body = handle(path, params).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def _streamed(rid: str) -> Iterator[bytes]:
+    yield b"first part\n"
+    wait_for(f"go-{rid}")
+    yield b"second part\n"
 
 
 def _generated(rid: str) -> Iterator[bytes]:
