@@ -95,12 +95,6 @@ def boom(rid: str) -> None:
     raise ValueError(f"boom-{rid}")
 
 
-def send_receipt(order_id: int) -> None:
-    """The README recipes' task: an e-mail in real life, a file and a log line here."""
-    touch(f"receipt-{order_id}", str(order_id))
-    log.info("receipt for order %s sent", order_id)
-
-
 # -- endpoints ---------------------------------------------------------------------------
 
 

@@ -1,9 +1,9 @@
-"""A bare WSGI app (no framework) for gunicorn's sync and gthread workers."""
+"""A bare WSGI app (no framework) for gunicorn's sync and gthread workers: the test
+endpoints, and at ``/readme`` the README's plain WSGI recipe, line for line."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Iterator
 from urllib.parse import parse_qsl
 
 from common import DIR, handle, hold, touch, wait_for
@@ -13,7 +13,7 @@ from sendoff.background import ThreadExecutor
 from sendoff.wsgi import BackgroundMiddleware
 
 
-def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+def app(environ, start_response):
     path = environ["PATH_INFO"]
     params = dict(parse_qsl(environ.get("QUERY_STRING", "")))
     if path == "/generator":
@@ -28,9 +28,14 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         background.add(touch, f"sent-{params['id']}")
         start_response("200 OK", [("Content-Type", "text/plain")])
         return environ["wsgi.file_wrapper"](open(DIR / f"file-{params['id']}", "rb"))
-    body = handle(path, params).encode()
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
+    if path != "/readme":
+        body = handle(path, params).encode()
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+    background.add(print, "after the response to", environ["PATH_INFO"], flush=True)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
 
 
 def _streamed(rid: str) -> Iterator[bytes]:
