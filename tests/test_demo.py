@@ -3,6 +3,7 @@ a second of silence while it waits."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -31,6 +32,6 @@ def test_the_demo_announces_each_section_and_reports_progress() -> None:
     # the blocking half waits 10 x 300 ms: it reports while it does
     assert any(line.startswith("   ... blocking: the caller waits") for line in text)
     stamps = [stamp for stamp, _ in lines]
-    gaps = [later - earlier for earlier, later in zip(stamps, stamps[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
     assert max(gaps) < 2.5, f"{max(gaps):.1f} s without a line"
     assert "receiver got 10/10" in "\n".join(text)
