@@ -96,6 +96,20 @@ def test_a_client_that_stays_gets_its_tasks_run(served: Served) -> None:
     served.wait_file(f"ran-{rid}")
 
 
+def test_add_outside_any_request_raises_in_a_serving_process(served: Served) -> None:
+    """A thread the handler started has no request context: add() says so, and how to
+    fix it, instead of queuing the task where nothing would ever run it."""
+    for _ in range(2):  # the second request finds nothing left over from the first
+        rid = new_id()
+        assert served.request(f"/thread?id={rid}") == (200, b"threaded")
+        message = served.wait_file(f"thread-{rid}")
+        assert message.startswith("background.add(common.touch) outside any request, in a"
+                                  " process that serves requests")
+        assert "BackgroundMiddleware" in message
+        assert "background.run()" in message
+        assert not served.path(f"ran-{rid}").exists()
+
+
 # -- a worker that stops while its tasks run ------------------------------------------------
 @pytest.fixture(params=SERVERS)
 def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:

@@ -15,6 +15,8 @@ what ran and when. Endpoints, under whatever prefix the app mounts them:
 ``/stream?id=X``           (plain apps) the same, but sends a first part before waiting
 ``/linger?id=X``           a task that writes ``lingering-X``, waits for ``release-X``, then
                            writes ``done-X`` (for the shutdown tests)
+``/thread?id=X``           a thread started by the handler calls background.add() (outside
+                           the request's context); writes what that raised to ``thread-X``
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -107,6 +110,9 @@ def handle(path: str, params: dict[str, str]) -> str:
     if path.endswith("/linger"):
         background.add(linger, params["id"])
         return "lingering"
+    if path.endswith("/thread"):
+        add_from_a_thread(params["id"])
+        return "threaded"
     if path.endswith("/pair"):
         _add_pair(params, record)
         wait_for(f"added-{params['other']}")
@@ -123,11 +129,29 @@ async def handle_async(path: str, params: dict[str, str]) -> str:
     if path.endswith("/linger"):
         background.add(linger_async, params["id"])
         return "lingering"
+    if path.endswith("/thread"):
+        await asyncio.to_thread(add_from_a_thread, params["id"])
+        return "threaded"
     if path.endswith("/pair"):
         _add_pair(params, record_async)
         await wait_for_async(f"added-{params['other']}")
         return _queued()
     return _queue(path, params)
+
+
+def add_from_a_thread(rid: str) -> None:
+    """background.add() in a plain thread: no request context there."""
+
+    def outside() -> None:
+        try:
+            background.add(touch, f"ran-{rid}")
+            touch(f"thread-{rid}", "accepted")
+        except RuntimeError as exc:
+            touch(f"thread-{rid}", str(exc))
+
+    thread = threading.Thread(target=outside)
+    thread.start()
+    thread.join()
 
 
 def hold(rid: str) -> None:
