@@ -292,6 +292,22 @@ def test_wsgi_an_exception_handled_before_close_is_not_a_failure() -> None:
     assert events == ["task"]
 
 
+def test_wsgi_a_response_made_and_closed_while_handling_an_error_is_delivered() -> None:
+    """An app called from an ``except`` block (an error listener making an in-process
+    request, say): the exception being handled is not a failed write."""
+    events: Events = []
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        background.add(events.append, "task")
+        return [b"ok"]
+
+    try:
+        raise ConnectionResetError(104, "the error a listener is handling")
+    except ConnectionResetError:
+        serve_wsgi(wsgi.BackgroundMiddleware(app))
+    assert events == ["task"]
+
+
 def test_wsgi_file_wrapper_closed_while_sendfile_fails_drops_the_tasks(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -10,7 +10,8 @@ A response that did not reach the client drops its tasks (logged by name). WSGI 
 "the client is gone" event; what ``close()`` can tell, in order:
 
 - the application's own iteration raised (the response is broken);
-- the server calls ``close()`` while an exception propagates through it: the write that
+- the server calls ``close()`` while an exception raised after the response was made
+  propagates through it: the write that
   failed (gunicorn sync and gthread: ``BrokenPipeError``/``ConnectionResetError`` from
   ``sendall``, then ``close()`` in a ``finally``; wsgiref, waitress and Werkzeug do the
   same);
@@ -120,12 +121,17 @@ class _Closer:
         self.size: int | None = None  # how many parts there are, when the iterable says
         self.exhausted = False  # the server asked for the part after the last
         self.done = False
+        # an exception already being handled when the response was made (the app was
+        # called from an ``except`` block): not the server's write failing later
+        self.handling = sys.exc_info()[1]
 
     def close(self) -> None:
         if self.done:
             return
         self.done = True
         in_flight = sys.exc_info()[1]  # the server closes us while handling this error
+        if in_flight is self.handling:
+            in_flight = None
         try:
             if self.inner_close is not None:
                 with self.scope.active():  # e.g. Django's request_finished handlers may add
