@@ -11,10 +11,9 @@ A response that did not reach the client drops its tasks (logged by name). WSGI 
 
 - the application's own iteration raised (the response is broken);
 - the server calls ``close()`` while an exception raised after the response was made
-  propagates through it: the write that
-  failed (gunicorn sync and gthread: ``BrokenPipeError``/``ConnectionResetError`` from
-  ``sendall``, then ``close()`` in a ``finally``; wsgiref, waitress and Werkzeug do the
-  same);
+  propagates through it: the write that failed (gunicorn sync and gthread:
+  ``BrokenPipeError``/``ConnectionResetError`` from ``sendall``, then ``close()`` in a
+  ``finally``; wsgiref, waitress and Werkzeug do the same);
 - the server stopped iterating before the end without an exception (a server written in
   C, such as uWSGI, logs its write error and closes): it took fewer parts than the
   iterable has, or, for a generator, never asked for the part after the last.
