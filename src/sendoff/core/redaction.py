@@ -119,8 +119,8 @@ def redact_url(url: str) -> str:
             userinfo, _, host = netloc.rpartition("@")
             user, has_password, _ = userinfo.partition(":")
             netloc = f"{user}:{REDACTED}@{host}" if has_password else f"{REDACTED}@{host}"
-    except ValueError:  # not a URL urlsplit can read: redact its query part as text
-        return _redact_pairs(url, "?")
+    except ValueError:  # not a URL urlsplit can read (a bad IPv6 literal): redact as text
+        return _redact_text(url)
     query = _redact_query(parts.query) if parts.query else parts.query
     fragment = _redact_query(parts.fragment) if "=" in parts.fragment else parts.fragment
     if (netloc, query, fragment) == (parts.netloc, parts.query, parts.fragment):
@@ -128,9 +128,25 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
-def _redact_pairs(text: str, sep: str) -> str:
-    head, found, tail = text.partition(sep)
-    return f"{head}{found}{_redact_query(tail)}" if found else text
+def _redact_text(url: str) -> str:
+    """:func:`redact_url` for a text urlsplit cannot read: the same parts, cut by hand."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    cut = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    if sep and "@" in authority:
+        userinfo, _, host = authority.rpartition("@")
+        has_password = ":" in userinfo
+        user = userinfo.partition(":")[0]
+        authority = f"{user}:{REDACTED}@{host}" if has_password else f"{REDACTED}@{host}"
+    tail, hash_, fragment = tail.partition("#")
+    path, mark, query = tail.partition("?")
+    if mark:
+        path = f"{path}?{_redact_query(query)}"
+    if hash_:
+        path = f"{path}#{_redact_query(fragment) if '=' in fragment else fragment}"
+    return f"{scheme}{sep}{authority}{path}"
 
 
 def _redact_query(query: str) -> str:

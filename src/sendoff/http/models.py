@@ -333,7 +333,8 @@ class Request(Generic[ResultT]):
         return self._url
 
     def url(self, *, redacted: bool = False) -> str:
-        """The full URI with the merged query string; ``redacted`` hides the password."""
+        """The full URI with the merged query string; ``redacted`` hides its credentials
+        (the :mod:`sendoff.redaction` policy: password, secret query values)."""
         text = self._url.text(query=self.query_string(), with_credentials=True)
         return redact_url(text) if redacted else text
 
