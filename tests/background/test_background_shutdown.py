@@ -108,3 +108,36 @@ def test_a_task_list_interrupted_names_the_running_task_apart(
         "test_a_task_list_interrupted_names_the_running_task_apart.<locals>.quits;"
         " not run: builtins.print"
     ]
+
+
+def test_task_lists_waiting_for_a_thread_are_named_too(
+    server_handlers: list[tuple[int, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = background.ThreadExecutor(max_workers=1, grace=0)
+    gate, started = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        started.set()
+        assert gate.wait(30)
+
+    try:
+        first = RequestScope(label="GET /running")
+        with first.active():
+            background.add(hold)
+        first.after_response(pool)
+        assert started.wait(30)
+        second = RequestScope(label="GET /queued")
+        with second.active():
+            background.add(print, "later")
+        second.after_response(pool)
+        shutdown.watch()
+        os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        gate.set()
+        pool.shutdown(grace=30)
+    [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert line.endswith(
+        f"GET /running: {__name__}.test_task_lists_waiting_for_a_thread_are_named_too.<locals>"
+        ".hold (running); GET /queued: builtins.print (waiting for a thread)"
+    )
+    assert [signum for signum, _ in server_handlers] == [signal.SIGTERM]

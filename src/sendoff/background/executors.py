@@ -55,6 +55,9 @@ class TaskList(Protocol):
     def abandon(self) -> list[Task]:
         """Stop after the running task; return it and the tasks that will not start."""
 
+    def left(self) -> str:
+        """Its running task and the tasks still waiting, by name."""
+
 
 class Executor(Protocol):
     """Runs the tasks of a request whose response has been sent."""
@@ -286,6 +289,22 @@ def _shutdown_all() -> None:
     for executor in list(_executors):
         if executor._threads:
             executor.shutdown()
+
+
+def _waiting_everywhere() -> list[TaskList]:
+    """The task lists queued in every ThreadExecutor, not started yet (for the stop-signal
+    line; the handler may interrupt a thread holding a pool's lock: it does not wait)."""
+    waiting: list[TaskList] = []
+    for executor in list(_executors):
+        if executor._cond.acquire(blocking=False):
+            try:
+                waiting.extend(executor._queue)
+            finally:
+                executor._cond.release()
+    return waiting
+
+
+shutdown.waiting_sources.append(_waiting_everywhere)
 
 
 def _after_fork_in_child() -> None:

@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, Protocol
 
@@ -49,6 +50,8 @@ class Running(Protocol):
 
 _lock = threading.RLock()  # the handler may run while the main thread holds it
 _running: dict[int, Running] = {}
+#: Functions that list task lists waiting to start (a ThreadExecutor's queue).
+waiting_sources: list[Callable[[], Sequence[Running]]] = []
 _previous: dict[int, Any] = {}
 _stopping: list[str] = []  # the name of the first stop signal received
 
@@ -93,18 +96,21 @@ def watch() -> None:
 def on_stop_signal(signum: int, frame: FrameType | None) -> None:
     """Log the task lists running now, by name, then act as the previous handler."""
     name = signal.Signals(signum).name
+    waiting = [scope for source in waiting_sources for scope in source()]
     with _lock:
         running = list(_running.values())
-        if running and not _stopping:
+        if (running or waiting) and not _stopping:
             _stopping.append(name)
         previous = _previous.get(signum, signal.SIG_DFL)
-    if running:
+    if running or waiting:
+        lists = [f"{scope.label}: {scope.left()}" for scope in running]
+        lists += [f"{scope.label}: {scope.left()} (waiting for a thread)" for scope in waiting]
         log.warning(
             "%s: this process is stopping while background tasks run; a task still running"
             " when the server kills the process (gunicorn: after --graceful-timeout) is"
             " lost: %s",
             name,
-            "; ".join(f"{scope.label}: {scope.left()}" for scope in running),
+            "; ".join(lists),
         )
     _chain(previous, signum, frame)
 
