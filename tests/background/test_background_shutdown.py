@@ -141,3 +141,22 @@ def test_task_lists_waiting_for_a_thread_are_named_too(
         ".hold (running); GET /queued: builtins.print (waiting for a thread)"
     )
     assert [signum for signum, _ in server_handlers] == [signal.SIGTERM]
+
+
+def test_a_handler_put_in_front_of_ours_that_chains_back_does_not_loop(
+    server_handlers: list[tuple[int, Any]],
+) -> None:
+    calls: list[str] = []
+    shutdown.watch()  # ours in front of the server's
+    ours = signal.getsignal(signal.SIGTERM)
+    assert ours is shutdown.on_stop_signal
+
+    def newcomer(signum: int, frame: Any) -> None:  # e.g. another library's drain
+        calls.append("newcomer")
+        ours(signum, frame)  # chains to the handler it replaced: ours
+
+    signal.signal(signal.SIGTERM, newcomer)
+    shutdown.watch()  # a later task list puts ours in front again
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert calls == ["newcomer"]
+    assert [signum for signum, _ in server_handlers] == [signal.SIGTERM]  # once, at the end

@@ -52,7 +52,11 @@ _lock = threading.RLock()  # the handler may run while the main thread holds it
 _running: dict[int, Running] = {}
 #: Functions that list task lists waiting to start (a ThreadExecutor's queue).
 waiting_sources: list[Callable[[], Sequence[Running]]] = []
-_previous: dict[int, Any] = {}
+#: Per signal, the handlers this module was put in front of, oldest first: a handler put
+#: in front of ours later that chains to its predecessor calls ours again, which then
+#: goes one step further back instead of round in a circle.
+_previous: dict[int, list[Any]] = {}
+_depth: dict[int, int] = {}
 _stopping: list[str] = []  # the name of the first stop signal received
 
 
@@ -90,18 +94,32 @@ def watch() -> None:
         except (ValueError, OSError):  # not settable here (an embedded interpreter)
             continue
         with _lock:
-            _previous[signum] = current
+            _previous.setdefault(signum, []).append(current)
 
 
 def on_stop_signal(signum: int, frame: FrameType | None) -> None:
     """Log the task lists running now, by name, then act as the previous handler."""
-    name = signal.Signals(signum).name
+    depth = _depth.get(signum, 0)
+    with _lock:
+        chain = _previous.get(signum) or [signal.SIG_DFL]
+    if depth >= len(chain):
+        return  # called back more often than handlers were chained: nothing left to call
+    previous = chain[-1 - depth]
+    _depth[signum] = depth + 1
+    try:
+        if depth == 0:
+            _report(signal.Signals(signum).name)
+        _chain(previous, signum, frame)
+    finally:
+        _depth[signum] = depth
+
+
+def _report(name: str) -> None:
     waiting = [scope for source in waiting_sources for scope in source()]
     with _lock:
         running = list(_running.values())
         if (running or waiting) and not _stopping:
             _stopping.append(name)
-        previous = _previous.get(signum, signal.SIG_DFL)
     if running or waiting:
         lists = [f"{scope.label}: {scope.left()}" for scope in running]
         lists += [f"{scope.label}: {scope.left()} (waiting for a thread)" for scope in waiting]
@@ -112,7 +130,6 @@ def on_stop_signal(signum: int, frame: FrameType | None) -> None:
             name,
             "; ".join(lists),
         )
-    _chain(previous, signum, frame)
 
 
 def _chain(previous: Any, signum: int, frame: FrameType | None) -> None:
