@@ -182,4 +182,5 @@ def test_cookie_values_are_ascii_without_controls_or_refused(value):
         return
     assert all(c.isascii() and not forbidden_in_header(c) and c != ";" for c in value)
     _, parsed = parse_with_llhttp(request.render())
-    assert dict(parsed.headers)["Cookie"] == f"c={value}".strip(" \t")
+    # a parser may or may not drop trailing whitespace (optional whitespace, RFC 9110 5.5)
+    assert dict(parsed.headers)["Cookie"].rstrip(" \t") == f"c={value}".rstrip(" \t")
