@@ -14,6 +14,8 @@ import time
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+from progress import heading, progress
+
 from sendoff import External, Request, background
 from sendoff.wsgi import BackgroundMiddleware
 
@@ -46,7 +48,8 @@ def make_app(path: pathlib.Path, done: threading.Event) -> Any:
 
 
 def main() -> None:
-    print("== After-response work: background.add() (seed 001) ==\n")
+    heading(2, "After-response work (seed 001)",
+            "the client has its answer before the background.add() tasks run")
     path = pathlib.Path(tempfile.mkdtemp()) / "background-processing.txt"
     done = threading.Event()
     server = make_server("127.0.0.1", 0, make_app(path, done), handler_class=_QuietHandler)
@@ -57,7 +60,8 @@ def main() -> None:
         answered = time.perf_counter() - started
         print(f"the client got {resp.text!r} after {answered * 1000:.0f} ms; "
               f"file exists yet: {path.exists()}")
-        done.wait(10)
+        with progress("waiting for the tasks", lambda: f"file written: {path.exists()}"):
+            done.wait(10)
         finished = time.perf_counter() - started
         print(f"the tasks finished after {finished * 1000:.0f} ms; the file says "
               f"{path.read_text()!r} (1+2+4)\n")

@@ -7,6 +7,7 @@ import threading
 import time
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+from progress import heading, progress
 from receiver import Receiver
 
 from sendoff import External, FireAndForget, Request
@@ -47,7 +48,8 @@ def build_app(analytics_url: str, analytics: FireAndForget) -> App:
 
 
 def main() -> None:
-    print("== HMVC: a page composed from internal sub-requests (seed 003) ==\n")
+    heading(3, "HMVC (seed 003)", "one page from in-process sub-requests, without waiting"
+            " for the external call it makes")
     with Receiver(delay=0.3) as analytics, FireAndForget(timeout=5) as fire:
         app = build_app(analytics.url("/track"), fire)
         seen: list[str] = []
@@ -64,7 +66,8 @@ def main() -> None:
             server.server_close()
         print(f"GET {url}\n -> {page.status} {page.reason} in {took:.0f} ms: {page.text}\n")
         print(f"requests the App executed, in order: {seen}")
-        fire.flush(10)  # only so that the demo can show it arrived; a web app would not wait
+        with progress("waiting for the analytics call", lambda: f"{analytics.count()} arrived"):
+            fire.flush(10)  # only so that the demo can show it arrived; a web app would not
         got = analytics.received[-1]
         print(f"the analytics service got: {got.method} {got.target} {got.body.decode()!r}")
         print(

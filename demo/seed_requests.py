@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from progress import heading
 from receiver import Receiver
 
 from sendoff import External, Request
@@ -39,7 +40,8 @@ EXAMPLES = [
 
 
 def main() -> None:
-    print("== 1. The seed's requests, through sendoff.External (blocking) ==\n")
+    heading(1, "The seed's requests through External",
+            "each Kohana example, written in sendoff, reaches a real server as intended")
     client = External(timeout=10)
     print(f"client: {client!r} (backend chosen by availability: pycurl, urllib3, stdlib)\n")
     with Receiver() as rx:

@@ -8,14 +8,16 @@ in the background, and the receiver's count proves that all 50 arrived.
 
 from __future__ import annotations
 
+import os
 import time
 
+from progress import heading, progress
 from receiver import Receiver
 
 import sendoff
 from sendoff import External, FireAndForget, Request
 
-WEBHOOKS = 50
+WEBHOOKS = int(os.environ.get("SENDOFF_DEMO_WEBHOOKS", "50"))
 RECEIVER_DELAY = 0.3
 
 
@@ -24,14 +26,16 @@ def _webhook(url: str, i: int) -> Request:
 
 
 def main() -> None:
-    print(f"\n== Webhooks: {WEBHOOKS} notifications to a receiver that takes "
-          f"{RECEIVER_DELAY * 1000:.0f} ms per request ==")
+    heading(4, f"Webhooks: {WEBHOOKS} to a receiver taking {RECEIVER_DELAY * 1000:.0f} ms each",
+            "fire-and-forget costs the caller microseconds, and every one arrives")
     with Receiver(delay=RECEIVER_DELAY) as receiver:
         base = receiver.url("/hooks")
         blocking = External(backend="urllib3")
         start = time.perf_counter()
-        for i in range(WEBHOOKS):
-            _webhook(f"{base}/blocking", i).client(blocking).execute()
+        with progress("blocking: the caller waits for each webhook",
+                      lambda: f"{receiver.count('/hooks/blocking')}/{WEBHOOKS} answered"):
+            for i in range(WEBHOOKS):
+                _webhook(f"{base}/blocking", i).client(blocking).execute()
         waited = time.perf_counter() - start
         print(f"blocking (External):            the caller waited {waited:8.3f} s"
               f"   receiver got {receiver.count('/hooks/blocking')}/{WEBHOOKS}")
@@ -41,7 +45,9 @@ def main() -> None:
         receipts = [_webhook(f"{base}/fired", i).client(client).execute()
                     for i in range(WEBHOOKS)]
         handed = time.perf_counter() - start
-        client.flush(30)  # only so that the demo can count; a web app would not wait
+        with progress("the engine delivers in the background",
+                      lambda: f"{receiver.count('/hooks/fired')}/{WEBHOOKS} arrived"):
+            client.flush(30)  # only so that the demo can count; a web app would not wait
         delivered = time.perf_counter() - start
         ok = sum(1 for r in receipts if r.response is not None and r.response.ok)
         print(f"fire-and-forget (FireAndForget): the caller waited {handed:8.5f} s"

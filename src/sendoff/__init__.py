@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import asgi, background, wsgi
+from . import asgi, background, redaction, wsgi
 from .clients.base import Client
 from .clients.default import get_default_client, set_default_client
 from .clients.external import External
@@ -68,6 +68,7 @@ __all__ = [
     "fire",
     "flush",
     "get_default_client",
+    "redaction",
     "set_default_client",
     "stats",
     "wsgi",

@@ -90,5 +90,14 @@ def test_readme_recipe_route(served: Served) -> None:
     status, body = served.request(f"/orders/{order}", method="POST", prefixed=False)
     assert status == 200
     assert json.loads(body) == {"order": int(order), "status": "placed"}
-    assert served.wait_file(f"receipt-{order}") == order
-    served.server.wait_for_output(f"receipt for order {order} sent")
+    output = served.server.wait_for_output(f"receipt for order {order} sent")
+    assert output.count(f"receipt for order {order} sent") == 1
+
+
+PLAIN = [t for t in TARGETS if t.app.startswith("plain_")]
+
+
+@pytest.mark.parametrize("served", PLAIN, indirect=True, ids=lambda t: t.name)
+def test_readme_plain_recipe(served: Served) -> None:
+    assert served.request("/readme", prefixed=False) == (200, b"ok")
+    served.server.wait_for_output("after the response to /readme")

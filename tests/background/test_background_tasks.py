@@ -12,12 +12,14 @@ import pytest
 
 from sendoff import background
 from sendoff.background import BackgroundTasksFailed, RequestScope
-from sendoff.background.scope import _current, _warned_unmanaged
+from sendoff.background.scope import UNMANAGED_WARN_AT, _current
 
 
 @pytest.fixture(autouse=True)
-def no_scope() -> Iterator[None]:
-    """Each test starts with no scope, as a fresh script would."""
+def no_scope(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts with no scope, as a fresh script would (one that serves no
+    requests, whatever the other tests of this process did)."""
+    monkeypatch.setattr(RequestScope, "served_requests", False)
     token = _current.set(None)
     yield
     _current.reset(token)
@@ -176,17 +178,46 @@ def test_add_wants_a_function_not_its_result() -> None:
         RequestScope(on_error="ignore")  # type: ignore[arg-type]
 
 
-def test_add_outside_any_request_in_a_serving_process_warns_once(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_add_outside_any_request_in_a_serving_process_raises_with_the_fix() -> None:
     RequestScope(label="GET /served")  # this process serves requests
-    _warned_unmanaged.clear()
+    assert RequestScope.served_requests
 
     def in_a_thread_the_request_started() -> None:
         background.add(print, "lost?")
-        background.add(print, "lost?")
 
-    contextvars.Context().run(in_a_thread_the_request_started)
-    assert [r.getMessage()[:40] for r in caplog.records] == [
-        "background.add(builtins.print) outside a"
+    for _ in range(3):  # every time: nothing accumulates anywhere
+        with pytest.raises(RuntimeError) as info:
+            contextvars.Context().run(in_a_thread_the_request_started)
+        message = str(info.value)
+        assert message.startswith("background.add(builtins.print) outside any request, in a"
+                                  " process that serves requests")
+        assert "sendoff.wsgi.BackgroundMiddleware" in message
+        assert "background.run()" in message
+    assert background.current_scope() is None
+    assert background.tasks() == ()
+
+
+def test_the_fix_in_the_message_works_in_a_serving_process() -> None:
+    RequestScope(label="GET /served")
+    ran: list[int] = []
+    with RequestScope(managed=False).active():
+        background.add(ran.append, 1)
+        background.add(ran.append, 2)
+        background.run()
+    assert ran == [1, 2]
+
+
+def test_many_tasks_nobody_runs_outside_a_request_are_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def queue_many() -> None:
+        for _ in range(UNMANAGED_WARN_AT + 5):
+            background.add(print, "never")
+
+    contextvars.Context().run(queue_many)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"{UNMANAGED_WARN_AT} background tasks added outside a request wait for"
+        " background.run(); if this process serves requests, wrap the application with"
+        " BackgroundMiddleware"
     ]

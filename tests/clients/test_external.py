@@ -214,3 +214,38 @@ def test_clients_are_context_managers(server):
         assert client.execute(Request(server.url("/"))).status == 200
         assert len(client.backend.pool.pools) == 1
     assert len(client.backend.pool.pools) == 0
+
+
+# -- our own words for transport errors (method, redacted URL, host, port, cause) ----------
+def test_connect_error_message_is_ours(backend):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook?token=t0k3n-value&page=1"
+    with pytest.raises(sendoff.ConnectError) as info:
+        Request(url).client(External(backend)).execute()
+    message = str(info.value)
+    assert message.startswith(
+        f"GET http://127.0.0.1:{port}/hook?token=[redacted]&page=1: "
+        f"cannot connect to 127.0.0.1 port {port}: "
+    )
+    assert "refused" in message.lower() or "could not connect" in message.lower()
+    for internal in ("_Connection(", "HTTPConnection(", "object at 0x", "t0k3n-value"):
+        assert internal not in message
+
+
+def test_tls_error_message_is_ours(make_server, untrusted_tls, ca_bundle, backend):
+    srv = make_server(tls=untrusted_tls)
+    with pytest.raises(sendoff.TLSError) as info:
+        Request(srv.url("/")).client(External(backend, ca_bundle=ca_bundle)).execute()
+    message = str(info.value)
+    assert message.startswith(f"GET {srv.url('/')}: TLS with 127.0.0.1 port {srv.port} failed: ")
+    assert "certificate" in message.lower() or "SSL" in message
+    assert "object at 0x" not in message
+
+
+def test_a_truncated_body_is_a_protocol_error_on_every_backend(make_server, backend):
+    srv = make_server(lambda req: Reply(body=b"abc", headers=[("Content-Length", "10")],
+                                        close=True))
+    with pytest.raises(sendoff.ProtocolError) as info:
+        Request(srv.url("/short")).client(External(backend)).execute()
+    assert f"127.0.0.1 port {srv.port}: " in str(info.value)
+    assert "IncompleteRead(" not in str(info.value)

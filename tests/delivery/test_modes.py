@@ -69,7 +69,7 @@ def test_cli_fire_wait_prints_the_status(server):
 
 def test_cli_fire_wait_reports_a_failure():
     done = _cli("fire", "GET", f"http://127.0.0.1:{free_port()}/", "--wait", "--timeout", "2")
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "refused" in done.stderr.lower()
 
 

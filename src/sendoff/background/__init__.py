@@ -16,7 +16,11 @@ Tasks belong to the current request (a :mod:`contextvars` variable), run in the 
 added, and may add more tasks. With ``on_error="stop"`` (default) the first failure is
 logged and the rest are skipped; with ``"continue"`` every failure is logged and the rest
 still run. Either way a :class:`BackgroundTasksFailed` summary is logged at the end.
-Outside a request, :func:`run` runs the queued tasks there and then.
+Outside a request (a script), :func:`run` runs the queued tasks there and then; in a
+process that serves requests, :func:`add` outside any request raises ``RuntimeError``.
+Tasks of a response that did not reach its client are dropped and logged by name (see
+the ``wsgi`` and ``asgi`` modules for what each server lets us see), and a stop signal
+names the task lists still running (the ``shutdown`` module).
 
 Internal API for apps that are servers' entry points themselves (the HMVC ``App``)
 ----------------------------------------------------------------------------------

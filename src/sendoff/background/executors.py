@@ -33,6 +33,7 @@ import weakref
 from collections import deque
 from typing import Literal, Protocol
 
+from . import shutdown
 from .tasks import OnError, Task, check_on_error, task_names
 
 log = logging.getLogger("sendoff.background")
@@ -53,6 +54,9 @@ class TaskList(Protocol):
 
     def abandon(self) -> list[Task]:
         """Stop after the running task; return it and the tasks that will not start."""
+
+    def left(self) -> str:
+        """Its running task and the tasks still waiting, by name."""
 
 
 class Executor(Protocol):
@@ -273,7 +277,10 @@ def resolve(executor: ExecutorChoice) -> Executor:
 
 def options(executor: ExecutorChoice, on_error: str) -> tuple[Executor, OnError]:
     """The executor and error policy of a middleware or app, checked once when it is made
-    (not per request)."""
+    (not per request). Built in a server's main thread after the server set its signal
+    handlers (a gunicorn worker loading its app), it also starts watching for the stop
+    signals, for the task lists that will run in other threads (see ``shutdown``)."""
+    shutdown.watch()
     return resolve(executor), check_on_error(on_error)
 
 
@@ -282,6 +289,22 @@ def _shutdown_all() -> None:
     for executor in list(_executors):
         if executor._threads:
             executor.shutdown()
+
+
+def _waiting_everywhere() -> list[TaskList]:
+    """The task lists queued in every ThreadExecutor, not started yet (for the stop-signal
+    line; the handler may interrupt a thread holding a pool's lock: it does not wait)."""
+    waiting: list[TaskList] = []
+    for executor in list(_executors):
+        if executor._cond.acquire(blocking=False):
+            try:
+                waiting.extend(executor._queue)
+            finally:
+                executor._cond.release()
+    return waiting
+
+
+shutdown.waiting_sources.append(_waiting_everywhere)
 
 
 def _after_fork_in_child() -> None:

@@ -4,7 +4,9 @@ A :class:`RequestScope` is the list of background tasks of one request. The curr
 kept in a :class:`contextvars.ContextVar`, so a task added while one request is handled
 never lands in the list of another request served by the same thread, process or event
 loop. Outside a request (a script, a CLI, a test) :func:`add` opens an *unmanaged* scope
-in the current context and :func:`run` runs it there and then.
+in the current context and :func:`run` runs it there and then. In a process that serves
+requests (one that has opened a managed scope), :func:`add` outside any request raises
+``RuntimeError``: nothing would ever run the task.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ParamSpec
 
+from . import shutdown
 from .executors import ExecutorChoice, resolve
 from .tasks import BackgroundTasksFailed, OnError, Task, check_on_error, task_names
 
@@ -35,7 +38,8 @@ _current: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
 )
 # Scopes opened outside a request; at exit, tasks nobody ran are reported.
 _unmanaged: weakref.WeakSet[RequestScope] = weakref.WeakSet()
-_warned_unmanaged = threading.Event()
+#: Tasks an unmanaged scope may hold before a warning says nobody seems to run them.
+UNMANAGED_WARN_AT = 1000
 
 
 class RequestScope:
@@ -65,7 +69,9 @@ class RequestScope:
         if managed:
             RequestScope.served_requests = True
         self._queue: deque[Task] = deque()
-        self._lock = threading.Lock()
+        # reentrant: a stop signal's handler may read the scope while the main thread,
+        # which it interrupted, holds the lock
+        self._lock = threading.RLock()
         self._closed = False  # no more tasks accepted: run, discarded or abandoned
         self._abandoned = False
         self._running: Task | None = None
@@ -123,6 +129,12 @@ class RequestScope:
         with self._lock:
             return tuple(self._queue)
 
+    def left(self) -> str:
+        """The running task and those waiting, by name, as the logs show them."""
+        with self._lock:
+            running = [f"{self._running.name} (running)"] if self._running is not None else []
+            return ", ".join(running + [t.name for t in self._queue]) or "none"
+
     # -- after the response -----------------------------------------------------------------
 
     def after_response(self, executor: ExecutorChoice = "inline") -> None:
@@ -168,13 +180,21 @@ class RequestScope:
     def execute(self) -> None:
         """Run the tasks in this thread; coroutines run on the request's loop if it had one."""
         context = self._context if self._context is not None else contextvars.copy_context()
-        failed = context.run(self._run_sync)
+        shutdown.started(self)
+        try:
+            failed = context.run(self._run_sync)
+        finally:
+            shutdown.finished(self)
         if failed is not None:
             log.error("BackgroundTasksFailed (%s): %s", self.label, failed)
 
     async def execute_async(self) -> None:
         """Run the tasks from a coroutine: coroutines awaited, functions in a thread."""
-        failed = await self._run_async()
+        shutdown.started(self)
+        try:
+            failed = await self._run_async()
+        finally:
+            shutdown.finished(self)
         if failed is not None:
             log.error("BackgroundTasksFailed (%s): %s", self.label, failed)
 
@@ -270,12 +290,16 @@ class RequestScope:
         return BackgroundTasksFailed(self._failures, skipped)
 
     def _interrupted(self, exc: BaseException) -> None:
+        with self._lock:
+            running = self._running
         left = self.abandon()
+        waiting = [t for t in left if t is not running]
         log.error(
-            "background tasks of %s interrupted by %s; not run: %s",
+            "background tasks of %s interrupted by %s%s; not run: %s",
             self.label,
             type(exc).__name__,
-            task_names(left) or "none",
+            f" in {running.name}" if running is not None else "",
+            task_names(waiting) or "none",
         )
 
 
@@ -296,18 +320,27 @@ def add(func: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Task:
     task = Task(func, args, kwargs)
     scope = _current.get()
     if scope is None:
+        if RequestScope.served_requests:
+            raise RuntimeError(
+                f"background.add({task.name}) outside any request, in a process that serves"
+                " requests: nothing would ever run it. Wrap the application with"
+                " sendoff.wsgi.BackgroundMiddleware or sendoff.asgi.BackgroundMiddleware (the"
+                " HMVC App needs neither); from a thread the request started, run it in the"
+                " request's context (contextvars.copy_context().run); for work outside"
+                " requests, open a scope and run it yourself: `with"
+                " background.RequestScope(managed=False).active(): background.add(...);"
+                " background.run()`"
+            )
         scope = RequestScope(managed=False, label="outside a request")
         _current.set(scope)
         _unmanaged.add(scope)
-        if RequestScope.served_requests and not _warned_unmanaged.is_set():
-            _warned_unmanaged.set()
-            log.warning(
-                "background.add(%s) outside any request in a process that serves requests"
-                " (a thread the request started, or an app without BackgroundMiddleware?):"
-                " such tasks wait for background.run()",
-                task.name,
-            )
     scope.append(task)
+    if not scope.managed and len(scope._queue) == UNMANAGED_WARN_AT:
+        log.warning(
+            "%d background tasks added outside a request wait for background.run(); if this"
+            " process serves requests, wrap the application with BackgroundMiddleware",
+            UNMANAGED_WARN_AT,
+        )
     return task
 
 

@@ -5,10 +5,27 @@ byte (or given up on the client); that is the moment the tasks are handed to the
 Every shape of response works: lists, generators (whose code still sees the request's task
 list while the server iterates them), and the server's ``wsgi.file_wrapper``, which is
 returned as is so that the server can still use ``sendfile()``.
+
+A response that did not reach the client drops its tasks (logged by name). WSGI has no
+"the client is gone" event; what ``close()`` can tell, in order:
+
+- the application's own iteration raised (the response is broken);
+- the server calls ``close()`` while an exception raised after the response was made
+  propagates through it: the write that failed (gunicorn sync and gthread:
+  ``BrokenPipeError``/``ConnectionResetError`` from ``sendall``, then ``close()`` in a
+  ``finally``; wsgiref, waitress and Werkzeug do the same);
+- the server stopped iterating before the end without an exception (a server written in
+  C, such as uWSGI, logs its write error and closes): it took fewer parts than the
+  iterable has, or, for a generator, never asked for the part after the last.
+
+What no WSGI server can tell: a reset arriving after the last byte went into the
+kernel's send buffer (the write succeeded; TCP says nothing more), and, for a server that
+stops quietly, the failed write of the very last part of a list.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +106,8 @@ def _run_on_close(
 
 
 class _Closer:
-    """Close the app's iterable, then run (or, after a failure, discard) the tasks."""
+    """Close the app's iterable, then run the tasks, or drop them (logged by name) when the
+    response failed or did not reach the client."""
 
     def __init__(
         self, scope: RequestScope, executor: ExecutorChoice, inner_close: Callable[[], Any] | None
@@ -97,22 +115,46 @@ class _Closer:
         self.scope = scope
         self.executor = executor
         self.inner_close = inner_close
-        self.failed = False
+        self.failed = False  # the application's iteration raised
+        self.taken = 0  # parts the server took
+        self.size: int | None = None  # how many parts there are, when the iterable says
+        self.exhausted = False  # the server asked for the part after the last
         self.done = False
+        # an exception already being handled when the response was made (the app was
+        # called from an ``except`` block): not the server's write failing later
+        self.handling = sys.exc_info()[1]
 
     def close(self) -> None:
         if self.done:
             return
         self.done = True
+        in_flight = sys.exc_info()[1]  # the server closes us while handling this error
+        if in_flight is self.handling:
+            in_flight = None
         try:
             if self.inner_close is not None:
                 with self.scope.active():  # e.g. Django's request_finished handlers may add
                     self.inner_close()
         finally:
-            if self.failed:
-                self.scope.discard("the response failed while it was sent")
+            reason = self.undelivered(in_flight)
+            if reason:
+                self.scope.discard(reason)
             else:
                 self.scope.after_response(self.executor)
+
+    def undelivered(self, in_flight: BaseException | None) -> str:
+        """Why the response did not reach the client, or ``""`` when nothing says so."""
+        if self.failed:
+            return "the response failed while it was sent"
+        if in_flight is not None:
+            return (
+                "the response did not reach the client: the server was handling "
+                f"{type(in_flight).__name__}: {in_flight}"
+            )
+        stopped_early = self.taken < self.size if self.size is not None else not self.exhausted
+        if self.taken and stopped_early:
+            return f"the server stopped sending the response after {self.taken} part(s)"
+        return ""
 
 
 class _ClosingIterable:
@@ -124,6 +166,8 @@ class _ClosingIterable:
         self._result = result
         self._iterator: Iterator[bytes] | None = None
         self._closer = _Closer(scope, executor, getattr(result, "close", None))
+        if isinstance(result, list | tuple):
+            self._closer.size = len(result)
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -131,14 +175,18 @@ class _ClosingIterable:
     def __next__(self) -> bytes:
         if self._iterator is None:
             self._iterator = iter(self._result)
-        with self._closer.scope.active():
+        closer = self._closer
+        with closer.scope.active():
             try:
-                return next(self._iterator)
+                part = next(self._iterator)
             except StopIteration:
+                closer.exhausted = True
                 raise
             except BaseException:
-                self._closer.failed = True
+                closer.failed = True
                 raise
+        closer.taken += 1
+        return part
 
     def __len__(self) -> int:
         # Servers may set Content-Length for a one-item list; TypeError when unsized.

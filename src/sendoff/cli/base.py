@@ -48,26 +48,30 @@ def add_request_options(parser: argparse.ArgumentParser) -> None:
 def build_request(args: argparse.Namespace) -> Request[Any]:
     """A Request from the options of :func:`add_request_options`."""
     request = Request(args.url, args.method)
-    for item in args.query:
-        key, value = _pair("query", item, "=")
+    for number, item in enumerate(args.query, 1):
+        key, value = _pair("query", number, item, "=")
         request.query(key, value)
-    for item in args.data:
-        key, value = _pair("data", item, "=")
+    for number, item in enumerate(args.data, 1):
+        key, value = _pair("data", number, item, "=")
         request.post(key, value)
     if args.json is not None:
         try:
             request.json(json.loads(args.json))
         except json.JSONDecodeError as exc:
             raise InvalidRequest("json", f"not valid JSON: {exc}") from None
-    for item in args.header:
-        name, value = _pair("header", item, ":")
+    for number, item in enumerate(args.header, 1):
+        name, value = _pair("header", number, item, ":")
         request.headers(name, value.strip())
     request.timeout(args.timeout)
     return request
 
 
-def _pair(field: str, item: str, sep: str) -> tuple[str, str]:
+def _pair(field: str, number: int, item: str, sep: str) -> tuple[str, str]:
+    """``NAME<sep>VALUE`` split; the error names the option and its rank, never the text
+    (a header missing its ':' may well be ``Authorization Bearer <token>``)."""
     key, found, value = item.partition(sep)
     if not found or not key.strip():
-        raise InvalidRequest(field, f"{item!r} is not of the form NAME{sep}VALUE")
+        raise InvalidRequest(
+            field, f"argument #{number} is not of the form NAME{sep}VALUE (no {sep!r} after a name)"
+        )
     return key.strip(), value

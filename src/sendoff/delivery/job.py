@@ -83,7 +83,7 @@ class Job:
         self.head = wire.startswith(b"HEAD ")
 
     def __repr__(self) -> str:
-        return f"<Job {self.method} {self.url.origin_text}{self.target}>"
+        return f"<Job {self.method} {self.where()}>"
 
     @property
     def method(self) -> str:

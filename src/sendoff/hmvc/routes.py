@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Union
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from ..http.models import Request
@@ -134,13 +135,16 @@ class Route:
 
         Optional parts appear when they hold a parameter given with a value other than
         its default; a required parameter that is neither given nor defaulted raises
-        ``ValueError``, and so does a value its regex does not match.
+        ``ValueError``, and so does a value its regex does not match. Values are
+        percent-encoded as Kohana encodes them (``rawurlencode``, then ``/`` and ``\\``
+        put back), so ``#``, ``?`` or a space in a value stay part of the path.
         """
         values = {k: str(v) for k, v in params.items() if v is not None}
         for key, value in values.items():
             if key in self.keys and re.fullmatch(self.regex.get(key, SEGMENT), value) is None:
                 raise ValueError(f"route {self.name!r}: {key}={value!r} does not match its regex")
-        text, _ = _build(self, self._tree, values, required=True)
+        encoded = {k: quote(v, safe="/\\") for k, v in values.items()}
+        text, _ = _build(self, self._tree, encoded, required=True, raw=values)
         return re.sub(r"//+", "/", text).strip("/")
 
 
@@ -189,9 +193,15 @@ def _regex_of(part: _Part, regex: Mapping[str, str]) -> str:
 
 
 def _build(
-    route: Route, parts: list[_Part], values: dict[str, str], required: bool
+    route: Route,
+    parts: list[_Part],
+    values: dict[str, str],
+    required: bool,
+    raw: dict[str, str],
 ) -> tuple[str, bool]:
-    """Kohana's compile step of ``Route::uri``: (text, whether this portion is required)."""
+    """Kohana's compile step of ``Route::uri``: (text, whether this portion is required).
+    ``values`` are the encoded parameters, ``raw`` the same as given (compared with the
+    defaults)."""
     out: list[str] = []
     missing: list[str] = []
     for part in parts:
@@ -203,14 +213,14 @@ def _build(
                 default = DEFAULT_ACTION
             if part.name in values:
                 value = values[part.name]
-                required = required or default is None or value != default
+                required = required or default is None or raw[part.name] != default
                 out.append(value)
             elif default is not None:
-                out.append(default)
+                out.append(quote(default, safe="/\\"))
             else:
                 missing.append(part.name)
         else:
-            text, needed = _build(route, part, values, required=False)
+            text, needed = _build(route, part, values, required=False, raw=raw)
             if needed:
                 required = True
                 out.append(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json as _json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
@@ -20,7 +21,14 @@ from typing import Any, Generic, NamedTuple, Protocol, Self, TypeVar, overload
 from ..core.emitter import Emitter
 from ..core.errors import InvalidRequest, SendoffError
 from ..core.log import redact_url
-from .checks import check_host_header, check_text, check_token, store_field, utf8
+from .checks import (
+    check_controls,
+    check_host_header,
+    check_token,
+    describe,
+    store_field,
+    utf8,
+)
 from .forms import FieldValue, decode_fields, encode_fields
 from .frame import current_frame
 from .headers import Headers, HeadersInput
@@ -108,6 +116,42 @@ class PreparedRequest(NamedTuple):
         return head + self.body if self.body else head
 
 
+#: The first segment of a URI without a scheme that names a host rather than a route:
+#: ``host:port``, an IPv4 or bracketed IPv6 address, ``localhost``, or a dotted name
+#: ending in a letter (``example.com``, ``hooks.slack.com``).
+_HOST_LIKE = re.compile(
+    r"(?:[^/?#:@]+:[0-9]{1,5}|\[[0-9A-Fa-f:.]*\](?::[0-9]*)?|[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
+    r"|localhost|(?:[A-Za-z0-9_-]+\.)+[A-Za-z][A-Za-z0-9-]*)\Z",
+    re.IGNORECASE,
+)
+
+
+def request_uri(uri: str) -> URL:
+    """``uri`` parsed for a Request: refused when empty, or when it has no scheme but
+    starts with what looks like a host (``example.com/hook``, ``localhost:8000/x``)
+    outside an App serving a request, where it could never be routed anyway."""
+    url = parse_uri(uri)
+    if url.scheme:
+        return url
+    text = uri.strip()
+    if not text:
+        raise InvalidRequest(
+            "uri", "is empty: write '/' for the App's root, or a URL such as "
+            "'https://example.com/path'"
+        )
+    if text.startswith("/") or current_frame() is not None:
+        return url  # a path, or inside an App: Kohana's internal request, as it always was
+    first = re.split(r"[/?#]", text, maxsplit=1)[0]
+    if _HOST_LIKE.match(first):
+        suggestion = redact_url("https://" + text)
+        raise InvalidRequest(
+            "uri", f"{first!r} looks like a host but the URI has no scheme: write "
+            f"{suggestion!r} (or http://) for an external request; a URI without '://' is an "
+            "internal (HMVC) route, written with a leading '/' when its first segment has a dot"
+        )
+    return url
+
+
 class Request(Generic[ResultT]):
     """An HTTP request, internal (a route path) or external (a URL with ``://``).
 
@@ -144,7 +188,7 @@ class Request(Generic[ResultT]):
     @overload
     def __init__(
         self: Request[Response],
-        uri: str | URL = "",
+        uri: str | URL,
         method: str = "GET",
         *,
         client: None = None,
@@ -158,7 +202,7 @@ class Request(Generic[ResultT]):
     @overload
     def __init__(
         self: Request[T],
-        uri: str | URL = "",
+        uri: str | URL,
         method: str = "GET",
         *,
         client: RequestClient[T],
@@ -171,7 +215,7 @@ class Request(Generic[ResultT]):
     ) -> None: ...
     def __init__(
         self,
-        uri: str | URL = "",
+        uri: str | URL,
         method: str = "GET",
         *,
         client: RequestClient[Any] | None = None,
@@ -183,7 +227,7 @@ class Request(Generic[ResultT]):
         timeout: float | None = None,
     ) -> None:
         self._method = "GET" if method == "GET" else check_token("method", method).upper()
-        self._url: URL = uri if isinstance(uri, URL) else parse_uri(uri)
+        self._url: URL = uri if isinstance(uri, URL) else request_uri(uri)
         self._query: dict[str, FieldValue] | None = (
             decode_fields(self._url.query) if self._url.query else None
         )
@@ -215,15 +259,15 @@ class Request(Generic[ResultT]):
 
     @overload
     @classmethod
-    def factory(cls, uri: str | URL = "", method: str = "GET") -> Request[Response]: ...
+    def factory(cls, uri: str | URL, method: str = "GET") -> Request[Response]: ...
     @overload
     @classmethod
     def factory(
-        cls, uri: str | URL = "", method: str = "GET", *, client: RequestClient[T]
+        cls, uri: str | URL, method: str = "GET", *, client: RequestClient[T]
     ) -> Request[T]: ...
     @classmethod
     def factory(
-        cls, uri: str | URL = "", method: str = "GET", *, client: RequestClient[Any] | None = None
+        cls, uri: str | URL, method: str = "GET", *, client: RequestClient[Any] | None = None
     ) -> Request[Any]:
         """Kohana's ``Request::factory($uri)``: the same as ``Request(uri)``."""
         if client is None:
@@ -250,10 +294,11 @@ class Request(Generic[ResultT]):
     @overload
     def uri(self, value: str) -> Self: ...
     def uri(self, value: str = _MISSING) -> str | Self:
-        """The URI without its query string; setting one merges its query into query()."""
+        """The URI without its query string (``"/"`` for the App's root, as in Kohana);
+        setting one merges its query into query()."""
         if value is _MISSING:
-            return self._url.text(query="")
-        self._url = parse_uri(value)
+            return self._url.text(query="") or "/"  # Kohana: the root is "/"
+        self._url = request_uri(value)
         if self._url.query:
             self.query(decode_fields(self._url.query))
         return self
@@ -263,9 +308,12 @@ class Request(Generic[ResultT]):
     @overload
     def protocol(self, value: str) -> Self: ...
     def protocol(self, value: str = _MISSING) -> str | Self:
-        """The protocol of the request line, ``"HTTP/1.1"`` (default) or ``"HTTP/1.0"``."""
+        """The protocol of the request line, ``"HTTP/1.1"`` (default) or ``"HTTP/1.0"``;
+        any case is accepted (``protocol("http/1.1")``, as Kohana normalises it)."""
         if value is _MISSING:
             return self._protocol
+        if isinstance(value, str):
+            value = value.strip().upper()
         if value not in PROTOCOLS:
             raise InvalidRequest("protocol", f"{value!r} is not one of {', '.join(PROTOCOLS)}")
         self._protocol = value
@@ -285,7 +333,8 @@ class Request(Generic[ResultT]):
         return self._url
 
     def url(self, *, redacted: bool = False) -> str:
-        """The full URI with the merged query string; ``redacted`` hides the password."""
+        """The full URI with the merged query string; ``redacted`` hides its credentials
+        (the :mod:`sendoff.redaction` policy: password, secret query values)."""
         text = self._url.text(query=self.query_string(), with_credentials=True)
         return redact_url(text) if redacted else text
 
@@ -747,15 +796,22 @@ def _copy_fields(fields: dict[str, FieldValue] | None) -> dict[str, FieldValue] 
 
 
 def _cookie_value(name: str, value: Any) -> str:
+    """A cookie value as it goes in the ``Cookie`` header: ASCII, no ``;`` and no control
+    character (C0 but HTAB, DEL); errors name the character, never the value."""
+    field = f"cookie {name!r}"
     if isinstance(value, int):
         value = str(value)
     if not isinstance(value, str):
-        raise InvalidRequest(f"cookie {name!r}", f"must be str or int, not {type(value).__name__}")
-    check_text(f"cookie {name!r}", value)
+        raise InvalidRequest(field, f"must be str or int, not {type(value).__name__}")
+    check_controls(field, value)
     if not value.isascii():
-        raise InvalidRequest(f"cookie {name!r}", f"{value!r} is not ASCII; encode it first")
+        position = next(i for i, ch in enumerate(value) if not ch.isascii())
+        raise InvalidRequest(
+            field, f"contains {describe(value[position])} at position {position}: "
+            "not ASCII; encode it first"
+        )
     if ";" in value:
-        raise InvalidRequest(f"cookie {name!r}", f"{value!r} contains ';'")
+        raise InvalidRequest(field, f"contains ';' at position {value.index(';')}")
     return value
 
 

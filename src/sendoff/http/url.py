@@ -115,7 +115,7 @@ def _authority(scheme: str, authority: str) -> tuple[str | None, str | None, str
         user, has_password, secret = userinfo.partition(":")
         username = unquote(user)
         password = unquote(secret) if has_password else None
-    host, port_text = _split_host_port(hostport, f"{scheme}://{hostport}")
+    host, port_text = _split_host_port(hostport)
     port = DEFAULT_PORTS[scheme]
     if port_text:
         if not port_text.isdigit():
@@ -129,24 +129,24 @@ def _authority(scheme: str, authority: str) -> tuple[str | None, str | None, str
     return username, password, host, port, host_header
 
 
-def _split_host_port(hostport: str, uri: str) -> tuple[str, str]:
+def _split_host_port(hostport: str) -> tuple[str, str]:
     if hostport.startswith("["):
         end = hostport.find("]")
         if end < 0:
-            raise InvalidRequest("uri", f"unclosed IPv6 literal in {uri!r}")
+            raise InvalidRequest("uri", "the IPv6 literal of the host has no closing ']'")
         literal, after = hostport[1:end], hostport[end + 1 :]
         try:
             ipaddress.IPv6Address(literal)
         except ValueError:
             raise InvalidRequest("uri", f"{literal!r} is not an IPv6 address") from None
         if after and not after.startswith(":"):
-            raise InvalidRequest("uri", f"unexpected {after!r} after the host in {uri!r}")
+            raise InvalidRequest("uri", "only ':port' may follow a bracketed IPv6 host")
         return literal.lower(), after[1:]
     if hostport.count(":") > 1:
-        raise InvalidRequest("uri", f"IPv6 addresses need brackets: {uri!r}")
+        raise InvalidRequest("uri", "IPv6 addresses need brackets: http://[::1]:8080/")
     host, _, port_text = hostport.partition(":")
     if not host:
-        raise InvalidRequest("uri", f"no host in {uri!r}")
+        raise InvalidRequest("uri", "no host after '://'")
     return encode_host(host), port_text
 
 

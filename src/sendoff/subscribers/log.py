@@ -7,8 +7,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..core.log import REDACTED, SECRET_HEADERS, redact_headers
 from ..core.log import logger as sendoff_logger
+from ..core.log import redact_headers, scrub, secret_values
 from ..events.lifecycle import BeforeEvent, EndEvent
 from ..events.priorities import RequestEvents
 
@@ -28,9 +28,10 @@ class Log:
     a 4xx/5xx at WARNING, a failure at ERROR; the same fields are on the record as
     ``record.sendoff`` (a dict) for structured handlers. With DEBUG enabled, the request
     and response headers follow on their own lines. Credentials are never logged: the
-    values of Authorization, Proxy-Authorization, Cookie and Set-Cookie are replaced by
-    ``[redacted]``, URL passwords too, and so is any of those secrets quoted in an error
-    message. ``logger`` must be the ``sendoff`` logger (the default) or a child of it.
+    :mod:`sendoff.redaction` policy applies (the values of Authorization, Cookie,
+    ``X-Api-Key``-style headers, URL passwords and secret query values become
+    ``[redacted]``), and so does any of those secrets quoted in an error message.
+    ``logger`` must be the ``sendoff`` logger (the default) or a child of it.
     """
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
@@ -86,7 +87,7 @@ class Log:
             fields["final_url"] = txn.request.url(redacted=True)
         if txn.exception is not None:
             secrets = _secrets(txn.original, txn.request)
-            fields["error"] = _scrub(f"{type(txn.exception).__name__}: {txn.exception}", secrets)
+            fields["error"] = scrub(f"{type(txn.exception).__name__}: {txn.exception}", secrets)
         else:
             fields["status"] = txn.response.status if txn.response is not None else None
         fields["elapsed_ms"] = round(elapsed * 1000, 3)
@@ -104,26 +105,14 @@ def _header_dump(request: Request[Any]) -> list[tuple[str, str]]:
 
 
 def _secrets(*requests: Request[Any]) -> list[str]:
-    """Credential values of ``requests`` that must not appear in any log line."""
+    """Credential values of ``requests`` that must not appear in any log line: the
+    values of credential headers and cookies, the URL password, secret query values."""
     found: set[str] = set()
     for request in requests:
-        for name, value in request.headers().multi_items():
-            if name.lower() in SECRET_HEADERS:
-                found.add(value)
-                found.update(value.split()[1:])  # the credentials of "Basic xyz"
-                for part in value.split(";"):  # cookies: "a=b; c=d"
-                    found.update((part.strip(), part.partition("=")[2].strip()))
-        found.update(request.cookie().values())
-        password = request.parsed_url.password
-        if password:
-            found.add(password)
-    return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
+        headers = request.headers().multi_items()
+        headers += [("cookie", f"{k}={v}") for k, v in request.cookie().items()]
+        found.update(secret_values(request.url(), headers, request.query().items()))
+    return sorted(found, key=len, reverse=True)
 
 
 def _logfmt(fields: dict[str, Any]) -> str:

@@ -3,12 +3,17 @@ when the head is in, the body taken chunk by chunk, and the transfer info."""
 
 from __future__ import annotations
 
+import http.client
+import re
+import socket
+import ssl
 import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from ..core import errors
 from ..core.errors import ProtocolError, TransportError
-from ..core.log import redact_url
+from ..core.log import redact_url, scrub, secret_values
 from ..http.headers import Headers
 from ..http.models import Response
 
@@ -130,11 +135,77 @@ class Exchange:
         return self.response
 
     def error(self, cls: type[TransportError], reason: object) -> TransportError:
-        """A TransportError of ``cls`` naming the request (credentials redacted)."""
+        """A TransportError of ``cls`` in sendoff's own words: the method, the URL
+        (credentials redacted), the host and port, and the cause (what the system or
+        the TLS library said, never a backend's object reprs or a credential)."""
         self.info["total_time"] = time.perf_counter() - self.started
         self.info["bytes_received"] = self.body_size
         prepared = self.prepared
-        return cls(
-            f"{prepared.method} {redact_url(prepared.full_url)}: {reason}",
-            transfer_info=self.info,
-        )
+        url = prepared.url
+        where = f"{url.host} port {url.port}"
+        cause = scrub(cause_text(reason), secret_values(prepared.full_url, prepared.headers))
+        if issubclass(cls, errors.TLSError):
+            what = f"TLS with {where} failed: {cause}"
+        elif issubclass(cls, errors.ConnectError):
+            what = f"cannot connect to {where}: {cause}"
+        else:
+            what = f"{where}: {cause}"
+        return cls(f"{prepared.method} {redact_url(prepared.full_url)}: {what}",
+                   transfer_info=self.info)
+
+
+#: ``SomeConnection(host='x', port=1)``, ``<urllib3.x object at 0x7f...>``: the parts of
+#: a backend's message that name its own objects rather than the failure.
+_BACKEND_REPR = re.compile(
+    r"\b\w+\(host='[^']*', port=\d+\)(?:: )?|<[\w.]+ object at 0x[0-9a-f]+>:? ?"
+)
+
+
+def cause_text(reason: object) -> str:
+    """The cause of a failed exchange in plain words: a text as given, else what the
+    deepest system, socket or TLS error under ``reason`` says (``[Errno 111] Connection
+    refused``, ``certificate verify failed: self-signed certificate``); a backend's own
+    exception only when nothing under it says more, without the reprs of its objects."""
+    if isinstance(reason, str):
+        return reason
+    if not isinstance(reason, BaseException):
+        return str(reason)
+    root = _root_cause(reason)
+    if isinstance(root, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {root.verify_message or root.reason}"
+    if isinstance(root, ssl.SSLError):
+        return f"TLS error: {root.reason or root.strerror or type(root).__name__}"
+    if isinstance(root, socket.gaierror):
+        return f"cannot resolve the host name ({root.strerror})"
+    if isinstance(root, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(root, http.client.RemoteDisconnected):
+        return "the server closed the connection without a response"
+    if isinstance(root, http.client.IncompleteRead):
+        return f"the response ended early ({root.expected} more bytes expected)"
+    if isinstance(root, OSError) and root.errno is not None and root.strerror:
+        return f"[Errno {root.errno}] {root.strerror}"
+    text = _BACKEND_REPR.sub("", str(root)).strip()
+    return text or type(root).__name__
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The deepest exception of the standard library under ``exc`` (following
+    ``__cause__``, ``__context__``, urllib3's ``reason`` and exceptions held in
+    ``args``), or ``exc`` itself when there is none."""
+    seen: set[int] = set()
+    found: BaseException | None = None
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError | http.client.HTTPException) and type(
+            current
+        ).__module__ in ("builtins", "socket", "ssl", "http.client"):
+            found = current  # keep going: a deeper one says more
+        nested = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        nested += list(current.args)
+        todo += [e for e in nested if isinstance(e, BaseException)]
+    return found if found is not None else exc

@@ -51,6 +51,8 @@ class StdlibBackend(Backend):
                 peer = conn.sock.getpeername()[:2] if conn.sock else None
                 while chunk := resp.read(CHUNK):
                     ex.feed(chunk)
+                if resp.length:  # read(amt) returns b"" at an early close, raising nothing
+                    raise http.client.IncompleteRead(b"", resp.length)
             except Exception as exc:
                 if exc is ex.listener_error:
                     raise

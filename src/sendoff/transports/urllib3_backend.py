@@ -107,6 +107,12 @@ def _classify(exc: BaseException) -> tuple[type[errors.TransportError], object]:
     if isinstance(exc, u3.SSLError):
         return errors.TLSError, exc
     if isinstance(exc, u3.ProtocolError | u3.DecodeError | u3.ResponseError):
+        for inner in (exc, *exc.args):
+            if isinstance(inner, u3.IncompleteRead):  # its text is a repr of itself
+                return errors.ProtocolError, (
+                    f"the response ended early ({inner.partial} bytes read,"
+                    f" {inner.expected} more expected)"
+                )
         return errors.ProtocolError, exc
     return errors.TransportError, exc
 

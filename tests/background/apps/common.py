@@ -10,6 +10,13 @@ what ran and when. Endpoints, under whatever prefix the app mounts them:
                            ``added-X``, waits for ``added-Y`` (so both requests are in
                            flight at once), answers with the tasks queued in its request
 ``/fail?id=X``             three tasks: ``first-X``, one that raises, ``third-X``
+``/hold?id=X``             adds ``touch(ran-X)``, writes ``held-X``, waits for ``go-X``, then
+                           answers (the test resets the connection in between)
+``/stream?id=X``           (plain apps) the same, but sends a first part before waiting
+``/linger?id=X``           a task that writes ``lingering-X``, waits for ``release-X``, then
+                           writes ``done-X`` (for the shutdown tests)
+``/thread?id=X``           a thread started by the handler calls background.add() (outside
+                           the request's context); writes what that raised to ``thread-X``
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,6 +69,18 @@ def wait_then_write(rid: str) -> None:
     touch(f"done-{rid}", rid)
 
 
+def linger(rid: str) -> None:
+    touch(f"lingering-{rid}")
+    wait_for(f"release-{rid}")
+    touch(f"done-{rid}", rid)
+
+
+async def linger_async(rid: str) -> None:
+    touch(f"lingering-{rid}")
+    await wait_for_async(f"release-{rid}")
+    touch(f"done-{rid}", rid)
+
+
 def record(rid: str) -> None:
     """Write ran-X, naming the scope that ran it; a second run would leave dup-X."""
     scope = background.current_scope()
@@ -78,17 +98,21 @@ def boom(rid: str) -> None:
     raise ValueError(f"boom-{rid}")
 
 
-def send_receipt(order_id: int) -> None:
-    """The README recipes' task: an e-mail in real life, a file and a log line here."""
-    touch(f"receipt-{order_id}", str(order_id))
-    log.info("receipt for order %s sent", order_id)
-
-
 # -- endpoints ---------------------------------------------------------------------------
 
 
 def handle(path: str, params: dict[str, str]) -> str:
     """Serve a test endpoint from a sync handler; returns the response body."""
+    if path.endswith("/hold"):
+        hold(params["id"])
+        wait_for(f"go-{params['id']}")
+        return "held"
+    if path.endswith("/linger"):
+        background.add(linger, params["id"])
+        return "lingering"
+    if path.endswith("/thread"):
+        add_from_a_thread(params["id"])
+        return "threaded"
     if path.endswith("/pair"):
         _add_pair(params, record)
         wait_for(f"added-{params['other']}")
@@ -98,11 +122,42 @@ def handle(path: str, params: dict[str, str]) -> str:
 
 async def handle_async(path: str, params: dict[str, str]) -> str:
     """Serve a test endpoint from an async handler without blocking the loop."""
+    if path.endswith("/hold"):
+        hold(params["id"])
+        await wait_for_async(f"go-{params['id']}")
+        return "held"
+    if path.endswith("/linger"):
+        background.add(linger_async, params["id"])
+        return "lingering"
+    if path.endswith("/thread"):
+        await asyncio.to_thread(add_from_a_thread, params["id"])
+        return "threaded"
     if path.endswith("/pair"):
         _add_pair(params, record_async)
         await wait_for_async(f"added-{params['other']}")
         return _queued()
     return _queue(path, params)
+
+
+def add_from_a_thread(rid: str) -> None:
+    """background.add() in a plain thread: no request context there."""
+
+    def outside() -> None:
+        try:
+            background.add(touch, f"ran-{rid}")
+            touch(f"thread-{rid}", "accepted")
+        except RuntimeError as exc:
+            touch(f"thread-{rid}", str(exc))
+
+    thread = threading.Thread(target=outside)
+    thread.start()
+    thread.join()
+
+
+def hold(rid: str) -> None:
+    """The first half of /hold and /stream: a task, then a sign that it is queued."""
+    background.add(touch, f"ran-{rid}")
+    touch(f"held-{rid}")
 
 
 def _add_pair(params: dict[str, str], task: Callable[[str], object]) -> None:
