@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections import Counter
 
+from progress import heading, progress
 from receiver import Receiver
 
 from sendoff import Outbox
@@ -36,7 +37,7 @@ for n in range(int(sys.argv[3])):
 
 
 def main() -> None:
-    print("\n== Outbox: kill -9 a producer mid-stream, start again, every webhook arrives ==")
+    heading(5, "Outbox", "a producer killed with kill -9 mid-stream loses no webhook it stored")
     with Receiver() as receiver, tempfile.TemporaryDirectory(prefix="sendoff-demo-") as tmp:
         path = os.path.join(tmp, "outbox.sqlite3")
         producer = subprocess.Popen(
@@ -59,9 +60,10 @@ def main() -> None:
         stats = outbox.stats()
         print(f"restarted: the file holds {stats['pending']} pending and "
               f"{stats['delivering']} leased to the dead process (reclaimed after 1 s)")
-        while not outbox.flush(1.0):
-            print(f"  ... delivering: {outbox.stats()['pending']} pending, "
-                  f"{len(receiver.received)} received")
+        with progress("the restarted relay delivers",
+                      lambda: f"{outbox.stats()['pending']} pending, "
+                              f"{len(receiver.received)} received"):
+            assert outbox.flush(60)
         keys = Counter(dict(r.headers).get("Idempotency-Key") for r in receiver.received)
         missing = [key for key in acknowledged if key not in keys]
         twice = sum(1 for n in keys.values() if n > 1)

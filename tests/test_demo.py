@@ -26,8 +26,8 @@ def test_the_demo_announces_each_section_and_reports_progress() -> None:
     text = [line for _, line in lines]
 
     headings = [line for line in text if line.startswith("== ")]
-    assert [h[3:6] for h in headings] == ["1/4", "2/4", "3/4", "4/4"]
-    assert all(re.fullmatch(r"== \d/4 [^:]+: .{20,} ==", h) for h in headings), headings
+    assert [h[3:6] for h in headings] == ["1/5", "2/5", "3/5", "4/5", "5/5"]
+    assert all(re.fullmatch(r"== \d/5 [^:]+: .{20,} ==", h) for h in headings), headings
 
     # the blocking half waits 10 x 300 ms: it reports while it does
     assert any(line.startswith("   ... blocking: the caller waits") for line in text)
@@ -35,3 +35,4 @@ def test_the_demo_announces_each_section_and_reports_progress() -> None:
     gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
     assert max(gaps) < 2.5, f"{max(gaps):.1f} s without a line"
     assert "receiver got 10/10" in "\n".join(text)
+    assert "every acknowledged webhook arrived: True" in "\n".join(text)

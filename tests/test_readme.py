@@ -108,7 +108,7 @@ def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
 def test_the_cli_section_documents_every_flag_and_exit_code() -> None:
     section = cli_section()
     parsers = subcommand_parsers()
-    assert set(parsers) == {"fire", "request"}
+    assert set(parsers) == {"fire", "outbox", "request"}
     for name, parser in parsers.items():
         assert f"sendoff {name}" in section
         for action in parser._actions:

@@ -77,6 +77,8 @@ def run_outbox(args: argparse.Namespace) -> int:
     """Run one ``sendoff outbox`` action; exit 0, or 1 when ``show`` finds nothing."""
     if args.action == "relay":
         return _relay(args)
+    if not os.path.exists(args.path):  # looking into a mistyped path must not create it
+        raise InvalidRequest("path", "no outbox file there")
     outbox = Outbox(args.path, relay=None)
     try:
         return _ACTIONS[args.action](outbox, args, sys.stdout)
