@@ -66,7 +66,7 @@ class URL(NamedTuple):
         return f"{self.scheme}://{auth}{self.host_header}{tail}"
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=16384)
 def parse_uri(uri: str) -> URL:
     """Parse ``uri`` (cached: the same text always yields the same URL)."""
     if not isinstance(uri, str):
