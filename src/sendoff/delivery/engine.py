@@ -85,12 +85,6 @@ class Engine:
                     self._order = list(self.senders.values())
         return sender
 
-    @property
-    def sleeping(self) -> bool:
-        """True when the loop waits for work, has not started, or stopped on an error."""
-        loop = self.loop
-        return loop.sleeping or loop.thread is None
-
     def wake(self) -> None:
         """Make the loop run an iteration soon, starting its thread if need be."""
         loop = self.loop
@@ -130,8 +124,12 @@ class Engine:
             if inbox:
                 pools = sender.pools
                 while inbox:
-                    job = inbox[0]  # left in the inbox (and counted there) until it has a pool
-                    pool = pools.get(job.url.origin)
+                    # left in the inbox (and counted there) until it has a pool
+                    receipt, timeout, limit = inbox[0]
+                    url = receipt.target
+                    job = Job(receipt.wire, url, receipt, timeout, limit, receipt.txn,
+                              receipt.prepared)
+                    pool = pools.get(url.origin)
                     if pool is None:
                         try:
                             pool = self._new_pool(sender, job)  # may take a while (a CA file)
@@ -312,8 +310,8 @@ class Engine:
         if not self.flush(None, timeout):
             left: dict[str, int] = {}
             for sender in senders:
-                for job in list(sender.inbox):
-                    label = job.url.origin_text
+                for receipt, _, _ in list(sender.inbox):
+                    label = receipt.target.origin_text
                     left[label] = left.get(label, 0) + 1
                 for pool in list(sender.pools.values()):
                     count = len(pool.queue) + pool.active
@@ -342,8 +340,10 @@ class Engine:
         """Become this (child) process's engine: the parent's work stays the parent's,
         and the receipts the child inherited for it end with :class:`ForkedAway`."""
         inherited: list[Job] = []
+        error = ForkedAway("queued before fork(); the parent process sends it")
         for sender in self.senders.values():
-            inherited.extend(sender.inbox)
+            for queued, _, _ in sender.inbox:
+                queued.settle(None, error)
             sender.inbox.clear()
             inherited.extend(job for job, _ in sender.dropped_jobs)
             sender.dropped_jobs.clear()
@@ -356,7 +356,6 @@ class Engine:
         inherited.extend(a for a in self.loop.timer_arguments() if isinstance(a, Job))
         self.loop.close()
         self._init_runtime()
-        error = ForkedAway("queued before fork(); the parent process sends it")
         for job in inherited:
             receipt = job.receipt() if job.receipt is not None else None
             if receipt is not None:

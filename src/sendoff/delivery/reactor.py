@@ -85,7 +85,8 @@ class Reactor:
 
     def wake(self) -> None:
         """Make the loop run an iteration soon."""
-        self.sleeping = False
+        if self.thread is not None:  # a loop that stopped stays "sleeping": woken, it restarts
+            self.sleeping = False
         try:
             os.write(self._wake_w, b"\0")
         except (BlockingIOError, InterruptedError):

@@ -3,9 +3,10 @@
 Clients with equal settings share a sender, so its per-origin pools (and their
 keep-alive connections) are reused even by code that makes a new client per request, as
 the Kohana seed does. :meth:`Sender.submit` is the caller's whole cost of a fire: a
-receipt and a job, one append to the sender's inbox, and a wake-up of the engine only
-if it sleeps. Its cost does not depend on how many origins are in use: the engine
-thread sorts the inbox into per-origin pools.
+receipt, one append to the sender's inbox, and a wake-up of the engine only if it
+sleeps (the engine makes the job that refers to the receipt weakly). Its cost does not
+depend on how many origins are in use: the engine thread sorts the inbox into per-origin
+pools.
 """
 
 from __future__ import annotations
@@ -50,12 +51,18 @@ class Settings:
     max_response_body: int = MAX_BODY
 
 
+class Sleeper(Protocol):
+    """The loop of the engine: whether it waits for something to do."""
+
+    sleeping: bool
+
+
 class SenderHost(Protocol):
     """What a sender needs of the engine it feeds."""
 
     @property
-    def sleeping(self) -> bool:
-        """True when the engine thread waits for something to do (or has not started)."""
+    def loop(self) -> Sleeper:
+        """The engine's loop (``loop.sleeping``: it waits, has not started, or stopped)."""
 
     def wake(self) -> None:
         """Make the engine look at the inboxes soon (starting its thread if need be)."""
@@ -73,7 +80,8 @@ class Sender:
         self.settings = settings
         self.max_queue = settings.max_queue
         self.limits = Limits(settings.max_response_head, settings.max_response_body)
-        self.inbox: deque[Job] = deque()
+        #: (receipt, timeout, deadline) of each request not yet sorted into its pool
+        self.inbox: deque[tuple[Receipt, float, float]] = deque()
         self.tally = Tally()
         #: origin -> pool; changed on the engine thread only
         self.pools: dict[tuple[str, str, int], Pool] = {}
@@ -109,13 +117,14 @@ class Sender:
         receipt = Receipt(wire, url)
         if txn is not None:
             receipt.attach(txn, prepared)
-        job = Job(wire, url, receipt, timeout, limit, txn, prepared)
         inbox = self.inbox
-        if len(inbox) + self.tally.queued >= self.max_queue and not self._make_room(job, receipt):
+        if len(inbox) + self.tally.queued >= self.max_queue and not self._make_room(
+            receipt, timeout, limit
+        ):
             return receipt
-        inbox.append(job)
+        inbox.append((receipt, timeout, limit))
         host = self.host
-        if host.sleeping:
+        if host.loop.sleeping:
             host.wake()
         elif not len(inbox) & 0x3FF:
             host.check_fork()  # a fork that bypassed os.register_at_fork
@@ -125,11 +134,12 @@ class Sender:
         """Requests waiting for a connection, every origin together."""
         return len(self.inbox) + self.tally.queued
 
-    def _make_room(self, job: Job, receipt: Receipt) -> bool:
-        """The queue is full: apply ``on_full``; True if the job may be queued now."""
+    def _make_room(self, receipt: Receipt, timeout: float, limit: float) -> bool:
+        """The queue is full: apply ``on_full``; True if the request may be queued now."""
         policy = self.settings.on_full
-        if policy == "block" and self._wait_for_room(job.timeout):
+        if policy == "block" and self._wait_for_room(timeout):
             return True
+        job = Job(receipt.wire, receipt.target, receipt, timeout, limit, receipt.txn)
         origin = job.url.origin_text
         error = QueueFull(
             f"{job.method} {job.where()}: the fire-and-forget queue is full "
@@ -149,7 +159,7 @@ class Sender:
             raise error
         if job.txn is not None:  # its error and end listeners still run, on the engine
             self.dropped_jobs.append((job, error))
-            if self.host.sleeping:
+            if self.host.loop.sleeping:
                 self.host.wake()
         else:
             receipt.settle(None, error)
@@ -183,8 +193,8 @@ class Sender:
     def counters(self) -> dict[str, Any]:
         """Counters per origin (live pools, plus the drops of every origin)."""
         origins = {pool.label: pool.counters() for pool in list(self.pools.values())}
-        for job in list(self.inbox):  # not sorted into their pools yet
-            origin = job.url.origin_text
+        for receipt, _, _ in list(self.inbox):  # not sorted into their pools yet
+            origin = receipt.target.origin_text
             entry = origins.setdefault(origin, dict.fromkeys(COUNTERS, 0))
             entry["queued"] += 1
         for origin, count in list(self.dropped.items()):
@@ -197,7 +207,7 @@ class Sender:
     ) -> None:
         """Count a request that ended in the caller's thread (intercepted by ``before``)."""
         self.ended_jobs.append((Job(wire, url, None, 0.0, 0.0), answer, error))
-        if self.host.sleeping:
+        if self.host.loop.sleeping:
             self.host.wake()
 
     def refuse(self, job: Job, error: BaseException) -> None:
