@@ -682,16 +682,22 @@ class Request(Generic[ResultT]):
         """The ``hmvc.Route`` that matched this request, once an App has routed it."""
         return self._match.route
 
+    def _matched(self, field: str, value: str) -> str | Self:
+        """Get (``value`` missing) or set one string field of the route match."""
+        if value is _MISSING:
+            current: str = getattr(self._match, field)
+            return current
+        changes: dict[str, Any] = {field: value}
+        self._match = self._match._replace(**changes)
+        return self
+
     @overload
     def directory(self) -> str: ...
     @overload
     def directory(self, value: str) -> Self: ...
     def directory(self, value: str = _MISSING) -> str | Self:
         """The controller's directory (``admin`` for ``admin/users``), or ``""``."""
-        if value is _MISSING:
-            return self._match.directory
-        self._match = self._match._replace(directory=value)
-        return self
+        return self._matched("directory", value)
 
     @overload
     def controller(self) -> str: ...
@@ -699,10 +705,7 @@ class Request(Generic[ResultT]):
     def controller(self, value: str) -> Self: ...
     def controller(self, value: str = _MISSING) -> str | Self:
         """The controller name from the route; set it in ``before()`` to re-dispatch."""
-        if value is _MISSING:
-            return self._match.controller
-        self._match = self._match._replace(controller=value)
-        return self
+        return self._matched("controller", value)
 
     @overload
     def action(self) -> str: ...
@@ -710,10 +713,7 @@ class Request(Generic[ResultT]):
     def action(self, value: str) -> Self: ...
     def action(self, value: str = _MISSING) -> str | Self:
         """The action name; a controller's ``before()`` may change it."""
-        if value is _MISSING:
-            return self._match.action
-        self._match = self._match._replace(action=value)
-        return self
+        return self._matched("action", value)
 
     @staticmethod
     def initial() -> Request[Any] | None:
