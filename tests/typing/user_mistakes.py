@@ -27,5 +27,5 @@ background.add(notify)  # mistake
 receipt = FireAndForget().fire("POST", URL)
 receipt.wait(5).status  # mistake
 sendoff.fire("POST", URL, data="a=1&b=2")  # mistake
-Request(URL).client(FireAndForget()).execute().status  # mistake
+Request(URL).client(FireAndForget()).execute().body  # mistake
 Request(URL).timeout("5")  # mistake
