@@ -1,0 +1,214 @@
+"""Many messages through real Celery workers, on Redis and on RabbitMQ, while a worker is
+``kill -9``-ed or the broker is killed and restarted: nothing is lost, and the only
+duplicates are the killed batch's, each with the message's own ``Idempotency-Key``."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sendoff import Outbox
+from tests.celery.helpers import (
+    body_number,
+    fire_numbers,
+    flushed,
+    key_of,
+    status_reader,
+)
+from tests.celery.worker_app import TAG_ENV, TAG_HEADER
+from tests.support.brokers import CeleryWorker, RabbitMQServer, RedisServer, wait_until
+from tests.support.recording_server import Recorded, RecordingServer, Reply
+
+#: Messages through two workers in the kill test (about 8 s of delivery on a 2-core machine)
+MANY = 20_000
+
+
+def _by_number(received: list[Recorded]) -> dict[int, list[Recorded]]:
+    out: dict[int, list[Recorded]] = defaultdict(list)
+    for req in received:
+        out[body_number(req)].append(req)
+    return out
+
+
+def _unfinished_tasks(worker: CeleryWorker) -> set[str]:
+    """Tasks the worker received and never finished (what a kill -9 interrupted)."""
+    log = worker.output()
+    received = set(re.findall(r"Task sendoff\.deliver\[([0-9a-f-]+)\] received", log))
+    finished = set(re.findall(r"Task sendoff\.deliver\[([0-9a-f-]+)\] succeeded", log))
+    return received - finished
+
+
+class _Watch:
+    """Reads the server's requests as they come, counting each task's (batch's) requests."""
+
+    def __init__(self, server: RecordingServer) -> None:
+        self.server = server
+        self.seen = 0
+        self.per_task: dict[str, int] = defaultdict(int)
+        self.last_task: dict[str, str] = {}  # nodename -> the task it sent from last
+
+    def update(self) -> None:
+        new = self.server.received[self.seen :]
+        self.seen += len(new)
+        for req in new:
+            node, _pid, task = (req.header(TAG_HEADER) or "? ? ?").split()
+            self.per_task[task] += 1
+            self.last_task[node] = task
+
+    def mid_batch(self, worker: CeleryWorker, after: int) -> str | None:
+        """The task ``worker`` is sending from, if it is partway through (after ``after``
+        requests in all)."""
+        self.update()
+        task = self.last_task.get(worker.nodename)
+        if self.seen < after or task is None:
+            return None
+        return task if 10 <= self.per_task[task] <= 100 else None
+
+
+@pytest.mark.timeout(170)
+def test_20000_messages_two_workers_one_killed_mid_batch(
+    broker_url: str,
+    sendoff_workers: Callable[..., list[CeleryWorker]],
+    celery_outbox: Callable[..., Outbox],
+    make_server: Callable[..., RecordingServer],
+) -> None:
+    workers = sendoff_workers(broker_url, env={TAG_ENV: "1"})
+    victim, survivor = workers
+    mark = f"{victim.nodename} "
+
+    def answer(req: Recorded) -> Reply:
+        # the victim's requests take 20 ms (16 in flight: a batch of 200 lasts 0.25 s),
+        # so that the test sees it partway through a batch before it kills it
+        slow = (req.header(TAG_HEADER) or "").startswith(mark)
+        return Reply(200, b"ok", delay=0.02 if slow else 0.0)
+
+    server = make_server(answer)
+    outbox = celery_outbox(broker_url)
+    url = server.url("/hook")
+    ids: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def fire_all() -> None:
+        try:
+            ids.update(fire_numbers(outbox, url, MANY))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    began = time.monotonic()
+    firing = threading.Thread(target=fire_all)
+    firing.start()
+    watch = _Watch(server)
+    interrupted = wait_until(lambda: watch.mid_batch(victim, MANY // 5), timeout=90,
+                             interval=0.005, what="the victim partway through a batch")
+    os.killpg(victim.pid, signal.SIGKILL)  # at once: victim.kill() first lists its children
+    sent_before_kill = watch.per_task[interrupted]
+    assert victim.kill() == -9
+    firing.join()
+    assert not errors
+    took = flushed(outbox, 120, workers)
+    elapsed = time.monotonic() - began
+
+    stats = outbox.stats()
+    assert (stats["delivered"], stats["dead"], stats["pending"], stats["delivering"]) == (
+        MANY, 0, 0, 0,
+    )
+    by_number = _by_number(server.received)
+    assert sorted(by_number) == list(range(MANY))  # every message arrived: 0 lost
+    for n, copies in by_number.items():  # every copy carries the message's key
+        assert {key_of(req) for req in copies} == {ids[n]}, n
+    duplicates = {n: copies for n, copies in by_number.items() if len(copies) > 1}
+    killed = _unfinished_tasks(victim)
+    assert interrupted in killed, (interrupted, victim.output()[-3000:])
+    for n, copies in duplicates.items():
+        tags = [(req.header(TAG_HEADER) or "").split() for req in copies]
+        # one copy came from the batch the kill interrupted, the others from the survivor
+        # (RabbitMQ hands it the same task again; on Redis the relay publishes a new one)
+        assert [node for node, _, task in tags if node == victim.nodename] == [
+            victim.nodename
+        ], (n, tags)
+        assert any(node == victim.nodename and task in killed for node, _, task in tags)
+    assert 0 < len(duplicates) <= 200 * len(killed)
+    # the survivor delivered the rest
+    assert {(req.header(TAG_HEADER) or "").split()[0] for req in server.received[-100:]} == {
+        survivor.nodename
+    }
+    print(f"\n{broker_url.split(':')[0]}: {MANY} messages in {elapsed:.1f}s"
+          f" (flush {took:.1f}s); kill interrupted {len(killed)} batch(es) after"
+          f" {sent_before_kill} of its requests; {len(duplicates)} duplicate(s);"
+          f" relay {stats['relay']}")
+
+
+def _restartable(broker: str, request: pytest.FixtureRequest) -> RedisServer | RabbitMQServer:
+    if broker == "redis":
+        server: RedisServer | RabbitMQServer = request.getfixturevalue("redis_server")
+    else:
+        server = request.getfixturevalue("rabbitmq_server_factory")()
+    return server
+
+
+@pytest.mark.timeout(170)
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_the_broker_killed_and_restarted_mid_run_loses_nothing(
+    broker: str,
+    request: pytest.FixtureRequest,
+    sendoff_workers: Callable[..., list[CeleryWorker]],
+    celery_outbox: Callable[..., Outbox],
+    server: RecordingServer,
+) -> None:
+    """Redis runs without persistence here: the kill loses every task and report it held,
+    and the relay publishes those messages again once their lease expires. RabbitMQ keeps
+    its confirmed persistent messages across the kill."""
+    broker_server = _restartable(broker, request)
+    workers = sendoff_workers(broker_server.url)
+    outbox = celery_outbox(broker_server.url, batch=50)
+    count = 3000
+    ids: dict[int, str] = {}
+    firing = threading.Thread(target=lambda: ids.update(
+        fire_numbers(outbox, server.url("/hook"), count)))
+    firing.start()
+    wait_until(lambda: server.count >= count // 4, timeout=60, what="a quarter delivered")
+    broker_server.kill()
+    at_kill = server.count
+    time.sleep(0.5)  # the relay and the workers notice
+    broker_server.restart()
+    firing.join()
+    flushed(outbox, 120, workers)
+
+    stats = outbox.stats()
+    assert (stats["delivered"], stats["dead"], stats["pending"]) == (count, 0, 0)
+    by_number = _by_number(server.received)
+    assert sorted(by_number) == list(range(count))
+    for n, copies in by_number.items():
+        assert {key_of(req) for req in copies} == {ids[n]}
+    assert at_kill < count  # the kill came mid-run
+    print(f"\n{broker}: killed at {at_kill}/{count} received; relay {stats['relay']}")
+
+
+@pytest.mark.timeout(60)
+def test_a_status_is_read_by_id_from_another_process(
+    broker_url: str,
+    sendoff_workers: Callable[..., list[CeleryWorker]],
+    celery_outbox: Callable[..., Outbox],
+    server: RecordingServer,
+    tmp_path: Path,
+) -> None:
+    workers = sendoff_workers(broker_url, count=1)
+    path = tmp_path / "shared.sqlite3"
+    outbox = celery_outbox(broker_url, path=path)
+    receipt = outbox.fire("POST", server.url("/hook"), json={"n": 1}, key="order-7:paid")
+    flushed(outbox, 30, workers)
+    run = subprocess.run([sys.executable, "-c", status_reader(str(path), receipt.id)],
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["delivered", "1", "200", "order-7:paid"]
+    assert key_of(server.received[0]) == "order-7:paid"
