@@ -212,3 +212,55 @@ def test_a_status_is_read_by_id_from_another_process(
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["delivered", "1", "200", "order-7:paid"]
     assert key_of(server.received[0]) == "order-7:paid"
+
+
+@pytest.mark.timeout(90)
+def test_a_killed_producers_outcomes_are_applied_by_the_next_relay(
+    broker_url: str,
+    celery_queue: str,
+    sendoff_workers: Callable[..., list[CeleryWorker]],
+    celery_outbox: Callable[..., Outbox],
+    make_server: Callable[..., RecordingServer],
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` of the producer while its batches are out with the workers: they go on
+    delivering and report to the file's reply queue, and the next relay on the file
+    applies those reports (their leases still hold). Nothing is lost; a message is sent
+    twice only if the killed producer had taken its report off the queue and not written
+    it (on Redis, kombu loses a message taken off the list by a consumer killed before it
+    recorded it as unacknowledged): its lease expires and it goes out again."""
+    server = make_server(lambda req: Reply(200, b"ok", delay=0.02))  # 4 at once: 200/s
+    workers = sendoff_workers(broker_url)
+    path = tmp_path / "producer.sqlite3"
+    count = 300
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "tests.celery.producer", broker_url, celery_queue, str(path),
+         server.url("/hook"), str(count)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_until(lambda: server.count >= 40, timeout=30, what="deliveries under way")
+        producer.kill()
+        killed_at = time.monotonic()
+        assert producer.wait(10) == -signal.SIGKILL
+        at_kill = server.count
+        outbox = celery_outbox(broker_url, path=path, connections_per_origin=4)
+        assert outbox.store.stats()["total"] == count  # every fire had been committed
+        flushed(outbox, 60, workers)
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+        stderr = producer.communicate()[1]
+    stats = outbox.stats()
+    assert (stats["delivered"], stats["dead"]) == (count, 0), stderr
+    by_number = _by_number(server.received)
+    assert sorted(by_number) == list(range(count))
+    for copies in by_number.values():
+        assert len({key_of(req) for req in copies}) == 1
+    resent = [n for n, copies in by_number.items() if len(copies) > 1]
+    # only messages delivered before the kill, whose reports the producer may have held
+    assert all(by_number[n][0].received_at <= killed_at for n in resent), resent
+    assert len(resent) <= at_kill < count
+    assert stats["relay"]["delivered"] > 0  # reports made for the dead producer, applied
+    print(f"\n{broker_url.split(':')[0]}: producer killed at {at_kill}/{count} delivered;"
+          f" {len(resent)} sent again; relay {stats['relay']}")

@@ -323,25 +323,23 @@ class CeleryRelay:
                 if wait_more <= 0:
                     limit = min(self.max_in_flight - self.in_flight(), MAX_BATCH)
                     if limit > 0:
-                        token = self._token()
+                        token = f"{self.owner}/{self._seq + 1}"
                         claimed = self._claim(token, limit, now)
                         if claimed:
+                            self._seq += 1
                             self._publish(token, claimed)
                 if self._running:
                     self._maybe_purge()
                 if claimed and len(claimed) == limit and self._retry_at <= time.monotonic():
                     continue  # more may be due
                 wait_more = self._retry_at - time.monotonic()
-                self._wake.wait(wait_more if wait_more > 0 else self._pause())
+                self._wake.wait(wait_more if wait_more > 0 else self._pause(bool(claimed)))
                 self._wake.clear()
         except Exception:
             log.critical("the Celery relay's publisher stopped on an error", exc_info=True)
 
-    def _token(self) -> str:
-        self._seq += 1
-        return f"{self.owner}/{self._seq}"
-
-    def _pause(self) -> float:
+    def _pause(self, claimed: bool) -> float:
+        """How long to wait for a wake-up before looking at the file again."""
         try:
             due = self.store.next_due()
         except errors.OutboxError:
@@ -349,7 +347,12 @@ class CeleryRelay:
             return POLL_EVERY
         if due is None:
             return POLL_EVERY * 4
-        return max(0.0, min(POLL_EVERY, due - self.clock()))
+        left = due - self.clock()
+        if left <= 0 and not claimed:
+            # due but not claimable now (origins at their window, or paused): an outcome
+            # coming back wakes the publisher; until then, no claim every instant
+            return POLL_EVERY
+        return max(0.0, min(POLL_EVERY, left))
 
     def _window(self, origin: str) -> int:
         """How many of ``origin``'s messages may be out: its recent pace, bounded."""
@@ -523,7 +526,7 @@ class CeleryRelay:
                             durable=True)
         pause = 0.25
         while not self._stopping.is_set():
-            conn = self.app.connection_for_read()
+            conn = self.app.connection_for_read(transport_options=self._reply_options())
             try:
                 conn.ensure_connection(max_retries=1)
                 channel = conn.channel()
@@ -555,6 +558,23 @@ class CeleryRelay:
                 except Exception:  # a broken connection: nothing to give back
                     pass
         self._consuming.clear()
+
+    def _reply_options(self) -> dict[str, Any]:
+        """Transport options of the outcome consumer's connection.
+
+        On Redis, a message a consumer took and never acknowledged (the producer was
+        killed while it wrote a report) waits in an "unacked" hash until
+        ``visibility_timeout`` passes (Celery's default: an hour), longer than a lease:
+        its messages would be sent again. The relays keep their own unacked hash (so that
+        they never restore the workers' tasks) with a timeout well inside the lease.
+        RabbitMQ ignores these: it requeues what a closed connection did not ack."""
+        return {
+            "visibility_timeout": max(1.0, min(30.0, self.lease / 3)),
+            "unacked_key": "sendoff_unacked",
+            "unacked_index_key": "sendoff_unacked_index",
+            "unacked_mutex_key": "sendoff_unacked_mutex",
+            "unacked_restore_throttle": 1,
+        }
 
     def _on_report(self, body: Any, message: Any) -> None:
         try:
@@ -613,7 +633,10 @@ class CeleryRelay:
         self.dead += took["dead"]
         self.deferred += deferred
         self._answered(token, body["outcomes"], now)
-        return sum(took.values()) + deferred
+        applied = sum(took.values()) + deferred
+        log.debug("report of %s under %s: %d outcome(s), %d applied", body.get("worker"),
+                  token, len(body["outcomes"]), applied)
+        return applied
 
     def _answered(self, token: str, items: list[dict[str, Any]], now: float) -> None:
         with self._lock:
@@ -636,6 +659,7 @@ class CeleryRelay:
                 self._recent_sum[origin] = self._recent_sum.get(origin, 0) + n
             if not claim.origins:
                 del self._claims[token]
+        self._wake.set()  # room in the windows: the publisher may claim more
 
 
 def default_reply_queue(path: str) -> str:

@@ -335,7 +335,7 @@ class Relay:
                     self._maybe_purge()
                 if claimed and len(claimed) == room:
                     continue  # more may be due: go on at once
-                self._wake.wait(self._pause())
+                self._wake.wait(self._pause(bool(claimed)))
                 self._wake.clear()
         except Exception:
             log.critical("the outbox relay stopped on an error", exc_info=True)
@@ -345,7 +345,7 @@ class Relay:
     def _room(self) -> int:
         return max(0, min(self.batch, 4 * self.batch - self.in_flight()))
 
-    def _pause(self) -> float:
+    def _pause(self, claimed: bool) -> float:
         due = None
         try:
             due = self.store.next_due()
@@ -353,7 +353,13 @@ class Relay:
             log.warning("the outbox relay cannot read the file", exc_info=True)
         if due is None:
             return POLL_EVERY * 4
-        return max(0.0, min(POLL_EVERY, due - self.clock()))
+        left = due - self.clock()
+        if left <= 0 and not claimed:
+            # due, yet nothing could be claimed: the origins are at their cap or their
+            # circuit is open. An outcome wakes the relay; until then no claim (a write
+            # transaction) every instant.
+            return POLL_EVERY
+        return max(0.0, min(POLL_EVERY, left))
 
     def _claim(self, room: int) -> list[Claimed]:
         now = self.clock()
