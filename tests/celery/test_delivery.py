@@ -43,8 +43,8 @@ def _by_number(received: list[Recorded]) -> dict[int, list[Recorded]]:
 def _unfinished_tasks(worker: CeleryWorker) -> set[str]:
     """Tasks the worker received and never finished (what a kill -9 interrupted)."""
     log = worker.output()
-    received = set(re.findall(r"Task sendoff\.deliver\[([0-9a-f-]+)\] received", log))
-    finished = set(re.findall(r"Task sendoff\.deliver\[([0-9a-f-]+)\] succeeded", log))
+    received = set(re.findall(r"Task sendoff\.deliver\[([^\]]+)\] received", log))
+    finished = set(re.findall(r"Task sendoff\.deliver\[([^\]]+)\] succeeded", log))
     return received - finished
 
 

@@ -70,6 +70,9 @@ POLL_EVERY = 0.25
 PURGE_EVERY = 60.0
 #: The longest back-off after a failed publish.
 MAX_BACKOFF = 5.0
+#: Seconds between two claims that were not full: messages stored meanwhile go out
+#: together (one claim transaction and one task), not one claim per message stored.
+CLAIM_EVERY = 0.005
 
 
 @dataclass
@@ -149,6 +152,8 @@ class CeleryRelay:
         self._pub_conn: Any = None
         self._producer: Any = None
         self._retry_at = 0.0  # time.monotonic() before which the publisher does not claim
+        self._claimed_at = 0.0
+        self._held = False  # due messages held back: only an outcome wakes the publisher
         self._failed_publishes = 0
         self._purged_at = 0.0
         self.published = self.batches = self.publish_errors = 0
@@ -205,7 +210,8 @@ class CeleryRelay:
             self._forked()
         if self._publisher is None:
             self.start()
-        self._wake.set()
+        if not self._held:
+            self._wake.set()
 
     def start(self) -> None:
         """Start the publisher and the outcome consumer (once per process)."""
@@ -320,7 +326,11 @@ class CeleryRelay:
                 claimed: list[Claimed] = []
                 limit = 0
                 wait_more = self._retry_at - time.monotonic()
+                linger = self._claimed_at + CLAIM_EVERY - time.monotonic()
+                if linger > 0 and wait_more <= 0:
+                    time.sleep(linger)
                 if wait_more <= 0:
+                    self._claimed_at = time.monotonic()
                     limit = min(self.max_in_flight - self.in_flight(), MAX_BATCH)
                     if limit > 0:
                         token = f"{self.owner}/{self._seq + 1}"
@@ -331,6 +341,7 @@ class CeleryRelay:
                 if self._running:
                     self._maybe_purge()
                 if claimed and len(claimed) == limit and self._retry_at <= time.monotonic():
+                    self._claimed_at = 0.0
                     continue  # more may be due
                 wait_more = self._retry_at - time.monotonic()
                 self._wake.wait(wait_more if wait_more > 0 else self._pause(bool(claimed)))
@@ -348,7 +359,8 @@ class CeleryRelay:
         if due is None:
             return POLL_EVERY * 4
         left = due - self.clock()
-        if left <= 0 and not claimed:
+        self._held = left <= 0 and not claimed
+        if self._held:
             # due but not claimable now (origins at their window, or paused): an outcome
             # coming back wakes the publisher; until then, no claim every instant
             return POLL_EVERY
@@ -434,6 +446,10 @@ class CeleryRelay:
             options["queue"] = self.queue
         self.app.send_task(
             self.task_name, args=(batch.encode(),), producer=self._producer,
+            # a task id without os.urandom (slow on some VMs) and a short argsrepr (Celery
+            # would build a truncated repr of the whole batch for the message headers)
+            task_id=f"{batch.lease}.{batch.messages[0].id}",
+            argsrepr=f"(<sendoff batch of {len(batch.messages)}>,)", kwargsrepr="{}",
             ignore_result=True, retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
                           "interval_max": 0.5},
@@ -659,6 +675,7 @@ class CeleryRelay:
                 self._recent_sum[origin] = self._recent_sum.get(origin, 0) + n
             if not claim.origins:
                 del self._claims[token]
+        self._held = False
         self._wake.set()  # room in the windows: the publisher may claim more
 
 

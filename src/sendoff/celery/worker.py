@@ -233,13 +233,16 @@ class Worker:
 
 
 class _Origin:
-    __slots__ = ("active", "gate", "name", "probe", "queue", "slots", "tried_at", "waiting_since")
+    __slots__ = ("active", "gate", "healthy", "name", "probe", "queue", "sender", "slots",
+                 "tried_at", "waiting_since")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.queue: deque[Message] = deque()
         self.slots: list[str] = []
-        self.active = 0
+        self.sender: Sender | None = None
+        self.active = 0  # handed to the engine, not answered yet
+        self.healthy = False  # its last answer in this batch was not one to retry
         self.gate = "closed"
         self.probe = False
         self.tried_at = 0.0
@@ -247,7 +250,18 @@ class _Origin:
 
 
 class _Delivery:
-    """One batch on its way: per-origin windows, the outcomes, the reports."""
+    """One batch on its way: per-origin slots, the outcomes, the reports.
+
+    An origin's messages go to an engine sender whose connection cap is the number of
+    request slots the batch holds for it (the engine keeps that many requests in
+    flight); the task's thread keeps up to ``AHEAD`` times that many queued in the
+    engine and tops up when half of them are answered, so the engine never waits for
+    it. Until the origin has answered well in this batch (and after each failure) only
+    as many as it has slots go out, so that an origin whose circuit opens mid-batch gets
+    few more tries.
+    """
+
+    AHEAD = 4
 
     def __init__(self, worker: Worker, batch: Batch, hostname: str) -> None:
         self.worker = worker
@@ -256,9 +270,10 @@ class _Delivery:
         self.limits = worker.limits
         failures, cooldown, longest = batch.circuit
         self.rule = CircuitRule(failures, cooldown, longest)
-        self.sender = worker.sender(batch.per_origin)
         self.done: deque[tuple[Message, Receipt]] = deque()
         self.wakeup = threading.Event()
+        self.wake_at = 1  # answers that wake the task's thread (fewer: the timeout does)
+        self.active = 0
         self.pending: list[dict[str, Any]] = []
         self.receipts: dict[str, Receipt] = {}  # the engine holds receipts weakly
         self.counts = {"delivered": 0, "retry": 0, "dead": 0, "deferred": 0}
@@ -281,6 +296,7 @@ class _Delivery:
                 now = time.monotonic()
                 for state in self.origins.values():
                     self._feed(state, now)
+                self._rearm()
                 self.wakeup.wait(self.worker.report_every / 2)
                 self.wakeup.clear()
                 self._collect()
@@ -302,6 +318,17 @@ class _Delivery:
     def _busy(self) -> bool:
         return any(s.queue or s.active for s in self.origins.values()) or bool(self.done)
 
+    def _rearm(self) -> None:
+        """Wake the task's thread when half of what an origin has queued is answered
+        (or everything, or an origin's probe)."""
+        refill = [
+            self.AHEAD * len(s.slots) // 2 for s in self.origins.values()
+            if s.queue and s.slots and s.healthy and not s.probe
+        ]
+        if any(s.queue and s.slots and not s.healthy for s in self.origins.values()):
+            refill.append(1)
+        self.wake_at = max(1, min([self.active, *refill]))
+
     def _open(self, state: _Origin) -> None:
         """Ask the origin's circuit, then for request slots."""
         gate, wait = self.limits.gate(state.name, self.rule)
@@ -310,63 +337,59 @@ class _Delivery:
             self._defer(state, wait)
             return
         state.probe = gate == "probe"
-        self._more_slots(state, time.monotonic())
+        self._take_slots(state, time.monotonic())
 
-    def _more_slots(self, state: _Origin, now: float) -> None:
-        """Ask for request slots: at first half the origin's cap (another worker may
-        want some too), then more whenever some are free."""
+    def _take_slots(self, state: _Origin, now: float) -> None:
+        """Take the origin's request slots for this batch: as many as it can use, up to
+        the origin's cap less what other workers hold (one while the circuit probes)."""
         cap = self.batch.per_origin
-        want = min(len(state.queue), cap) - len(state.slots)
-        if state.probe:
-            want = min(want, 1 - len(state.slots))
-        elif not state.slots:
-            want = min(want, max(1, (cap + 1) // 2))
-        if want <= 0:
-            return
+        want = 1 if state.probe else min(len(state.queue), cap)
         state.tried_at = now
         got = self.limits.acquire(state.name, want, cap)
-        state.slots.extend(got)
         if got:
+            state.slots = got
             state.waiting_since = now
+            state.sender = self.worker.sender(len(got))
 
     def _feed(self, state: _Origin, now: float) -> None:
-        """Send what the origin's slots allow; ask for more slots now and then."""
-        if state.queue and len(state.slots) < self.batch.per_origin and (
-            now - state.tried_at >= SLOT_RETRY
-        ):
-            if state.probe and state.slots:
-                pass  # half-open: one request until its outcome is known
-            else:
-                self._more_slots(state, now)
-        while state.queue and state.active < len(state.slots):
-            if state.probe and (state.active or self._probed(state)):
-                break
-            message = state.queue.popleft()
-            state.active += 1
-            receipt = send_attempt(
-                self.sender, self.worker.emitter, self.batch.header, message.key,
-                message.wire, message.url, message.timeout,
-                max(self.batch.deadline, 2 * message.timeout),
-            )
-            self.receipts[message.id] = receipt
-            receipt.add_done_callback(functools.partial(self._answered, message))
-        if state.queue and not state.slots and now - state.waiting_since > self.worker.slot_wait:
-            log.info(
-                "sendoff worker: no request slot of %s came free in %.0f s; %d message(s)"
-                " go back to the outbox", state.name, self.worker.slot_wait, len(state.queue),
-            )
-            self._defer(state, DEFER_BUSY)
-        elif not state.queue:
-            self._give_back_slots(state, keep=state.active)
-
-    def _probed(self, state: _Origin) -> bool:
-        """A half-open origin's probe has been answered (and the circuit not closed)."""
-        return state.gate == "probed"
+        """Hand the engine what the origin's slots allow; wait for slots a while."""
+        if state.queue and not state.slots:
+            if now - state.tried_at >= SLOT_RETRY:
+                self._take_slots(state, now)
+            if not state.slots and now - state.waiting_since > self.worker.slot_wait:
+                log.info(
+                    "sendoff worker: no request slot of %s came free in %.0f s; %d"
+                    " message(s) go back to the outbox", state.name, self.worker.slot_wait,
+                    len(state.queue),
+                )
+                self._defer(state, DEFER_BUSY)
+        sender = state.sender
+        if sender is not None:
+            ahead = len(state.slots) * (self.AHEAD if state.healthy else 1)
+            if state.probe:
+                ahead = 1
+            while state.queue and state.active < ahead:
+                if state.probe and state.gate == "probed":
+                    break  # the probe was answered and the circuit is still not closed
+                message = state.queue.popleft()
+                state.active += 1
+                self.active += 1
+                receipt = send_attempt(
+                    sender, self.worker.emitter, self.batch.header, message.key,
+                    message.wire, message.url, message.timeout,
+                    max(self.batch.deadline, 2 * message.timeout),
+                )
+                self.receipts[message.id] = receipt
+                receipt.add_done_callback(functools.partial(self._answered, message))
+        if not state.queue and not state.active:
+            self._give_back_slots(state)
 
     def _answered(self, message: Message, receipt: Receipt) -> None:
         """On the engine thread: hand the ending to the task's thread."""
-        self.done.append((message, receipt))
-        self.wakeup.set()
+        done = self.done
+        done.append((message, receipt))
+        if len(done) >= self.wake_at:
+            self.wakeup.set()
 
     def _collect(self) -> None:
         """Judge the attempts that ended; feed the circuits."""
@@ -379,8 +402,10 @@ class _Delivery:
             self.receipts.pop(message.id, None)
             state = self.origins[message.origin]
             state.active -= 1
+            self.active -= 1
             result = judge(receipt, now)
             counts = tally.setdefault(message.origin, [0, 0])
+            state.healthy = result.verdict != "retry"
             if result.verdict == "retry":
                 counts[1] += 1
                 entry = outcome(message, "retry", status=result.status, error=result.reason,
@@ -395,9 +420,12 @@ class _Delivery:
             state = self.origins[origin]
             wait = self.limits.record(origin, self.rule, bool(succeeded), failures)
             if state.probe:
-                if succeeded and not wait:
-                    state.probe = False  # the probe worked: the circuit is closed
+                if succeeded and not wait:  # the probe worked: the circuit is closed
+                    state.probe = False
                     state.gate = "closed"
+                    if state.queue and not state.active:  # the rest at full width
+                        self._give_back_slots(state)
+                        self._take_slots(state, time.monotonic())
                 else:
                     state.gate = "probed"
             if wait > 0 and state.queue:
@@ -410,13 +438,14 @@ class _Delivery:
         while state.queue:
             self.pending.append(outcome(state.queue.popleft(), "deferred", wait=wait))
             self.counts["deferred"] += 1
-        self._give_back_slots(state, keep=state.active)
+        if not state.active:
+            self._give_back_slots(state)
 
-    def _give_back_slots(self, state: _Origin, keep: int = 0) -> None:
-        if len(state.slots) > keep:
-            spare = state.slots[keep:]
-            del state.slots[keep:]
-            self.limits.release(state.name, spare)
+    def _give_back_slots(self, state: _Origin) -> None:
+        if state.slots:
+            slots, state.slots = state.slots, []
+            state.sender = None
+            self.limits.release(state.name, slots)
 
     def _report(self, give_up_at: float) -> None:
         if not self.pending:

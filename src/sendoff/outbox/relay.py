@@ -171,6 +171,9 @@ class Relay:
         self._running = False
         self._sender: Sender | None = None
         self._purged_at = 0.0
+        #: due messages are held back (their origins at their cap, or circuits open):
+        #: storing another message does not wake the relay, an outcome does
+        self._held = False
         self.delivered = self.retried = self.dead = 0
 
     def _configure(
@@ -256,7 +259,8 @@ class Relay:
         """Look at the file now (a message was just stored)."""
         if self._thread is None or self._pid != os.getpid():
             self.start()
-        self._wake.set()
+        if not self._held:  # held back: only an outcome (or the poll) frees room
+            self._wake.set()
 
     def in_flight(self) -> int:
         """Messages handed to the engine and not yet written back."""
@@ -354,10 +358,11 @@ class Relay:
         if due is None:
             return POLL_EVERY * 4
         left = due - self.clock()
-        if left <= 0 and not claimed:
+        self._held = left <= 0 and not claimed
+        if self._held:
             # due, yet nothing could be claimed: the origins are at their cap or their
             # circuit is open. An outcome wakes the relay; until then no claim (a write
-            # transaction) every instant.
+            # transaction) every instant, nor one per message stored.
             return POLL_EVERY
         return max(0.0, min(POLL_EVERY, left))
 
