@@ -3,7 +3,10 @@
 publishes to them.
 
 Nothing is mocked: redis-server and rabbitmq-server are Debian's (installed when missing,
-see tests/support/brokers.py), each worker is a ``celery -A ... worker`` subprocess.
+see tests/support/brokers.py), each worker is a ``celery -A ... worker`` subprocess. The
+broker fixtures come from ``tests.support.broker_fixtures``, which each test module that
+uses them names in its ``pytest_plugins`` (pytest takes that only from the root conftest
+or from test modules).
 """
 
 from __future__ import annotations
@@ -19,8 +22,6 @@ from sendoff.celery import CeleryRelay
 from tests.celery.helpers import LEASE, start_workers
 from tests.support.brokers import CeleryWorker
 from tests.support.celery_app import make_app
-
-pytest_plugins = ["tests.support.broker_fixtures"]
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ from tests.celery.worker_app import TAG_ENV, TAG_HEADER
 from tests.support.brokers import CeleryWorker, RabbitMQServer, RedisServer, wait_until
 from tests.support.recording_server import Recorded, RecordingServer, Reply
 
+pytest_plugins = ["tests.support.broker_fixtures"]
+
 #: Messages through two workers in the kill test (about 8 s of delivery on a 2-core machine)
 MANY = 20_000
 

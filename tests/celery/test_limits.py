@@ -17,6 +17,8 @@ from tests.celery.helpers import fire_numbers, flushed
 from tests.support.brokers import CeleryWorker, RedisServer, wait_until
 from tests.support.recording_server import Recorded, RecordingServer, Reply
 
+pytest_plugins = ["tests.support.broker_fixtures"]
+
 ORIGIN = "http://127.0.0.1:8080"
 RULE = CircuitRule(failures=3, cooldown=0.3, longest=1.0)
 

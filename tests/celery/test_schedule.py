@@ -19,6 +19,8 @@ from tests.celery.worker_app import SIGN_ENV
 from tests.support.brokers import CeleryWorker
 from tests.support.recording_server import Recorded, RecordingServer, Reply
 
+pytest_plugins = ["tests.support.broker_fixtures"]
+
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
