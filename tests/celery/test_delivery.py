@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,10 +90,11 @@ def test_20000_messages_two_workers_one_killed_mid_batch(
     mark = f"{victim.nodename} "
 
     def answer(req: Recorded) -> Reply:
-        # the victim's requests take 20 ms (16 in flight: a batch of 200 lasts 0.25 s),
-        # so that the test sees it partway through a batch before it kills it
+        # the victim's requests take 50 ms (16 in flight: a batch of 200 lasts 0.6 s),
+        # so that the test, however loaded the machine, sees it partway through a batch
+        # and kills it there
         slow = (req.header(TAG_HEADER) or "").startswith(mark)
-        return Reply(200, b"ok", delay=0.02 if slow else 0.0)
+        return Reply(200, b"ok", delay=0.05 if slow else 0.0)
 
     server = make_server(answer)
     outbox = celery_outbox(broker_url)
@@ -266,3 +268,37 @@ def test_a_killed_producers_outcomes_are_applied_by_the_next_relay(
     assert stats["relay"]["delivered"] > 0  # reports made for the dead producer, applied
     print(f"\n{broker_url.split(':')[0]}: producer killed at {at_kill}/{count} delivered;"
           f" {len(resent)} sent again; relay {stats['relay']}")
+
+
+@pytest.mark.timeout(90)
+def test_two_relays_on_one_file_share_its_reply_queue(
+    redis_server: RedisServer,
+    sendoff_workers: Callable[..., list[CeleryWorker]],
+    celery_outbox: Callable[..., Outbox],
+    server: RecordingServer,
+    tmp_path: Path,
+) -> None:
+    """Two producer processes on one file (gunicorn workers, say), each with its relay:
+    both read the file's reply queue, each applies whatever report it gets, and each
+    learns from the file which of its messages are no longer out, long before a lease
+    would expire."""
+    workers = sendoff_workers(redis_server.url)
+    path = tmp_path / "shared.sqlite3"
+    first = celery_outbox(redis_server.url, path=path, lease=60.0)
+    second = celery_outbox(redis_server.url, path=path, lease=60.0)
+    ids = fire_numbers(first, server.url("/hook"), 1500)
+    ids.update(fire_numbers(second, server.url("/hook"), 1500, start=1500))
+    flushed(first, 60, workers)
+    for outbox in (first, second):
+        relay: Any = outbox.relay
+        wait_until(lambda relay=relay: relay.in_flight() == 0, timeout=5,
+                   what="the relay's count of messages out to come down")
+    stats = first.stats()
+    assert (stats["delivered"], stats["dead"]) == (3000, 0)
+    by_number = _by_number(server.received)
+    assert sorted(by_number) == list(range(3000))
+    assert all(len(copies) == 1 for copies in by_number.values())
+    counters = [outbox.stats()["relay"] for outbox in (first, second)]
+    assert all(c["published"] > 0 and c["delivered"] > 0 for c in counters), counters
+    assert sum(c["delivered"] for c in counters) == 3000
+    assert sum(c["expired"] for c in counters) == 0

@@ -35,6 +35,11 @@ and unanswered follows its pace (about a quarter of a lease's worth of the outco
 produced recently, at least two batches, at most ``max_in_flight`` in all), so a slow
 origin's messages never wait in the broker until their lease expires.
 
+Several processes on one file (the workers of a web server), each with its relay: they
+all read the file's reply queue and apply whatever report they get (the lease token
+says which claim it answers); each learns from the file, every second, which of its own
+messages are no longer out.
+
 Clean stop: published messages keep their leases (their outcomes come back through the
 reply queue, applied by whichever relay on the file reads it next); only claimed
 messages that were not published are given back.
@@ -68,6 +73,9 @@ log = logging.getLogger("sendoff.celery")
 POLL_EVERY = 0.25
 #: Seconds between two purges of old delivered rows.
 PURGE_EVERY = 60.0
+#: Seconds between two looks at which of this relay's messages the file still has out
+#: (another relay on the file may have applied their outcomes).
+RECONCILE_EVERY = 1.0
 #: The longest back-off after a failed publish.
 MAX_BACKOFF = 5.0
 #: Seconds between two claims that were not full: messages stored meanwhile go out
@@ -156,6 +164,7 @@ class CeleryRelay:
         self._held = False  # due messages held back: only an outcome wakes the publisher
         self._failed_publishes = 0
         self._purged_at = 0.0
+        self._reconciled_at = 0.0
         self.published = self.batches = self.publish_errors = 0
         self.delivered = self.retried = self.dead = self.deferred = self.expired = 0
         self.reports = 0
@@ -323,6 +332,7 @@ class CeleryRelay:
             while self._running:
                 now = self.clock()
                 self._expire(now)
+                self._reconcile()
                 claimed: list[Claimed] = []
                 limit = 0
                 wait_more = self._retry_at - time.monotonic()
@@ -510,6 +520,36 @@ class CeleryRelay:
                 "CeleryRelay: no outcome came back for %d message(s) within their lease"
                 " (%.0f s); they are published again", lost, self.lease,
             )
+
+    def _reconcile(self) -> None:
+        """Forget the messages of this relay's claims that the file no longer has out.
+
+        Every relay on a file reads the file's one reply queue, so another process's
+        relay may apply the outcomes of our claims (and we theirs): the file says which
+        of ours are still out. Without this, our count of messages in flight would only
+        come down when their leases expire, holding our publishing back meanwhile."""
+        mono = time.monotonic()
+        if mono - self._reconciled_at < RECONCILE_EVERY:
+            return
+        self._reconciled_at = mono
+        with self._lock:
+            if not self._claims:
+                return
+        try:
+            out = self.store.leased(f"{self.owner}/")
+        except errors.OutboxError:
+            return
+        still: dict[str, set[str]] = {}
+        for owner, ident in out:
+            still.setdefault(owner, set()).add(ident)
+        with self._lock:
+            for token, claim in list(self._claims.items()):
+                held = still.get(token, set())
+                # a claim being published right now is in the file and in _claims: kept
+                for ident in [i for i in claim.origins if i not in held]:
+                    self._unfly(claim.origins.pop(ident))
+                if not claim.origins:
+                    del self._claims[token]
 
     def _trim_recent(self, now: float) -> None:
         horizon = now - self.lease / 4

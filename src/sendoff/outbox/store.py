@@ -1152,6 +1152,25 @@ class Store:
                 if due <= now:
                     yield origin
 
+    def leased(self, owner_prefix: str) -> list[tuple[str, str]]:
+        """``(lease owner, id)`` of every message being delivered under a lease whose owner
+        starts with ``owner_prefix`` (a relay that gives each claim its own owner asks
+        which of its claims' messages are still out). Reads the index of the messages
+        being delivered, not the table."""
+        if not owner_prefix:
+            raise ValueError("owner_prefix: must be a non-empty string")
+        return self._read(
+            lambda c: [
+                (row[0], row[1])
+                for row in c.execute(
+                    "SELECT lease_owner, id FROM messages INDEXED BY messages_status"
+                    " WHERE status = 'delivering' AND status != 'pending'"
+                    " AND substr(lease_owner, 1, ?) = ?",
+                    (len(owner_prefix), owner_prefix),
+                )
+            ]
+        )
+
     def next_due(self) -> float | None:
         """When the earliest claimable message becomes due (``None``: nothing to claim).
         One index seek per origin with claimable messages."""
