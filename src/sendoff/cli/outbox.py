@@ -179,7 +179,7 @@ def _relay(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     assert outbox.relay is not None
-    outbox.relay.start()
+    outbox.relay.wake()  # starts it
     logger.info("relay of %s running (pid %d)", outbox.path, os.getpid())
     while not stop.wait(1.0):
         pass

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..delivery.sender import Settings
 from ..delivery.wire import build_request, fire_wire
 from ..http.models import FieldInput, HeaderInput, Response
-from ..outbox.relay import DEFAULT_CIRCUIT, IDEMPOTENCY_HEADER, Circuit, Relay
+from ..outbox.relay import DEFAULT_CIRCUIT, IDEMPOTENCY_HEADER, Circuit, Relay, RelayBackend
 from ..outbox.schedule import DEFAULT_SCHEDULE
 from ..outbox.store import MessageStatus, NewMessage, Stats, Store
 from .base import Client
@@ -84,7 +84,10 @@ class Outbox(Client[OutboxReceipt]):
     delivering the same message twice.
 
     ``relay="thread"`` (default) delivers from a thread of this process, started by the
-    first message; ``relay=None`` only stores (run ``sendoff outbox relay PATH``).
+    first message; ``relay=None`` only stores (run ``sendoff outbox relay PATH``); a
+    relay object (a :class:`~sendoff.outbox.relay.RelayBackend`, such as
+    ``sendoff.celery.CeleryRelay(app)``, which delivers on Celery workers) is bound to
+    this outbox's file and settings.
     ``durability="full"`` also survives power loss (each commit is fsynced).
     ``schedule`` is the retry schedule in seconds (default: at once, 5 s, 5 min, 30 min,
     2 h, 5 h, 10 h, 10 h; ±20% jitter); 5xx, 408, 429, connect errors, timeouts and cut
@@ -101,7 +104,7 @@ class Outbox(Client[OutboxReceipt]):
         self,
         path: str | os.PathLike[str] | None = None,
         *,
-        relay: Literal["thread"] | None = "thread",
+        relay: Literal["thread"] | RelayBackend | None = "thread",
         durability: Literal["normal", "full"] = "normal",
         timeout: float = 30.0,
         deadline: float | None = None,
@@ -118,8 +121,14 @@ class Outbox(Client[OutboxReceipt]):
         exit_timeout: float = 5.0,
     ) -> None:
         super().__init__(timeout=timeout)
-        if relay not in ("thread", None):
-            raise ValueError(f"relay must be 'thread' or None, not {relay!r}")
+        if isinstance(relay, str):
+            if relay != "thread":
+                raise ValueError(f"relay must be 'thread', None or a relay object, not {relay!r}")
+        elif relay is not None and not isinstance(relay, RelayBackend):
+            raise TypeError(
+                f"relay must be 'thread', None or a relay object (bind, wake, flush, stop,"
+                f" counters), not {type(relay).__name__}"
+            )
         chosen = path if path is not None else os.environ.get("SENDOFF_OUTBOX") or DEFAULT_PATH
         self.store = Store(chosen, durability=durability, busy_timeout=busy_timeout,
                            max_rows=max_rows)
@@ -128,28 +137,35 @@ class Outbox(Client[OutboxReceipt]):
         self.header = idempotency_header
         self.lower = idempotency_header.lower()
         self.exit_timeout = exit_timeout
-        self.relay: Relay | None = None
-        if relay == "thread":
-            self.relay = Relay(
-                self.store,
-                emitter=self.emitter,
-                settings=Settings(
-                    verify=verify, ca_bundle=ca_bundle,
-                    connections_per_origin=connections_per_origin, max_queue=10_000_000,
-                    retries=0,
-                ),
-                timeout=self.timeout,
-                deadline=deadline,
-                idempotency_header=idempotency_header,
-                per_origin=8 * connections_per_origin,
-                circuit=circuit,
-                keep_delivered=keep_delivered,
-                lease=lease,
-            )
+        self.relay: RelayBackend | None = None
+        if relay is not None:
+            backend: RelayBackend = Relay() if isinstance(relay, str) else relay
+            try:
+                backend.bind(
+                    self.store,
+                    emitter=self.emitter,
+                    settings=Settings(
+                        verify=verify, ca_bundle=ca_bundle,
+                        connections_per_origin=connections_per_origin, max_queue=10_000_000,
+                        retries=0,
+                    ),
+                    timeout=self.timeout,
+                    deadline=deadline,
+                    idempotency_header=idempotency_header,
+                    per_origin=8 * connections_per_origin,
+                    circuit=circuit,
+                    keep_delivered=keep_delivered,
+                    lease=lease,
+                )
+            except BaseException:
+                self.store.close()
+                raise
+            self.relay = backend
         _open.add(self)
 
     def __repr__(self) -> str:
-        return f"<Outbox {self.path!r} relay={'thread' if self.relay else None}>"
+        kind = None if self.relay is None else type(self.relay).__name__
+        return f"<Outbox {self.path!r} relay={kind}>"
 
     # -- storing ----------------------------------------------------------------------
     def execute(

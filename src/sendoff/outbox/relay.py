@@ -12,6 +12,11 @@ Per origin, at most ``per_origin`` messages are in the engine's hands (its pool 
 them over ``connections_per_origin`` connections), and an origin that keeps
 failing opens a circuit: its messages wait (a probe half-opens it after a cool-down)
 while the other origins keep flowing.
+
+:class:`RelayBackend` is what an :class:`~sendoff.Outbox` needs of a relay: this module's
+:class:`Relay` (a thread of the producer's process) is one, ``sendoff.celery``'s
+``CeleryRelay`` (Celery workers on many machines) another. :func:`send_attempt` and
+:func:`judge` are one attempt and its verdict, shared by every relay and worker.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..core import errors
 from ..core.emitter import Emitter
@@ -75,6 +80,46 @@ class _OriginState:
         self.cooldown = 0.0
 
 
+@runtime_checkable
+class RelayBackend(Protocol):
+    """What an :class:`~sendoff.Outbox` needs of the relay that delivers its messages.
+
+    ``Outbox(path, relay=backend)`` calls :meth:`bind` once, with its store and its
+    settings, then :meth:`wake` after each message it stored; :meth:`flush` and
+    :meth:`stop` back ``outbox.flush()`` and ``outbox.close()`` (and the exit handler),
+    :meth:`counters` is ``outbox.stats()["relay"]``. :class:`Relay` (a thread of this
+    process) and ``sendoff.celery.CeleryRelay`` (Celery workers) implement it.
+    """
+
+    def bind(
+        self,
+        store: Store,
+        *,
+        emitter: Emitter,
+        settings: Settings,
+        timeout: float,
+        deadline: float | None,
+        idempotency_header: str,
+        per_origin: int,
+        circuit: Circuit,
+        keep_delivered: float | None,
+        lease: float | None,
+    ) -> None:
+        """Serve ``store`` with the outbox's settings (once; a relay serves one outbox)."""
+
+    def wake(self) -> None:
+        """A message was just stored: look at the file soon (starting if need be)."""
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until no message is due or being delivered; False if ``timeout`` passed."""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop (in-flight work gets at most ``timeout`` seconds); the file keeps the rest."""
+
+    def counters(self) -> dict[str, Any]:
+        """What the relay did so far (for ``outbox.stats()``)."""
+
+
 class Relay:
     """Delivers the messages of ``store`` from a thread of this process.
 
@@ -85,11 +130,15 @@ class Relay:
     this relay's without a renewal (default two deadlines, at least 30 s): the relay renews
     the leases of what is in flight; when it dies, the file hands its messages to another
     relay once their leases run out.
+
+    ``Outbox(path)`` makes one and binds it (:meth:`bind`) to its store with its own settings;
+    ``Outbox(path, relay=Relay(batch=64))`` binds one made by hand (then the outbox's
+    settings replace the constructor's, except a ``lease`` the outbox leaves ``None``).
     """
 
     def __init__(
         self,
-        store: Store,
+        store: Store | None = None,
         *,
         emitter: Emitter | None = None,
         settings: Settings | None = None,
@@ -104,22 +153,16 @@ class Relay:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
-        self.store = store
-        self.emitter = emitter if emitter is not None else Emitter()
-        self.settings = settings if settings is not None else Settings(max_queue=10_000_000)
-        self.timeout = timeout
-        self.deadline = deadline if deadline is not None else 2 * timeout
-        self.header = idempotency_header
+        self._store = store
         self.batch = batch
-        self.per_origin = per_origin
-        self.circuit = circuit
-        self.keep_delivered = keep_delivered
         self.clock = clock
         self.rng = rng or random.Random()
-        #: seconds a claimed message is this relay's: while it is in flight the relay
-        #: renews the lease (every third of it); when the relay dies, another one may send
-        #: the message again once the lease has run out
-        self.lease = lease if lease is not None else max(30.0, 2 * self.deadline)
+        self._lease_given = lease
+        self._configure(
+            emitter if emitter is not None else Emitter(),
+            settings if settings is not None else Settings(max_queue=10_000_000),
+            timeout, deadline, idempotency_header, per_origin, circuit, keep_delivered, lease,
+        )
         self.owner = new_owner()
         self._pid = os.getpid()
         self._origins: dict[str, _OriginState] = {}
@@ -135,7 +178,70 @@ class Relay:
         self._running = False
         self._sender: Sender | None = None
         self._purged_at = 0.0
+        #: due messages are held back (their origins at their cap, or circuits open):
+        #: storing another message does not wake the relay, an outcome does
+        self._held = False
         self.delivered = self.retried = self.dead = 0
+
+    def _configure(
+        self,
+        emitter: Emitter,
+        settings: Settings,
+        timeout: float,
+        deadline: float | None,
+        idempotency_header: str,
+        per_origin: int,
+        circuit: Circuit,
+        keep_delivered: float | None,
+        lease: float | None,
+    ) -> None:
+        self.emitter = emitter
+        self.settings = settings
+        self.timeout = timeout
+        self.deadline = deadline if deadline is not None else 2 * timeout
+        self.header = idempotency_header
+        self.per_origin = per_origin
+        self.circuit = circuit
+        self.keep_delivered = keep_delivered
+        #: seconds a claimed message is this relay's: another relay may send it again only
+        #: after that (when this one died), so it is well above an attempt's deadline
+        #: seconds a claimed message is this relay's: while it is in flight the relay
+        #: renews the lease (every third of it); when the relay dies, another one may send
+        #: the message again once the lease has run out
+        self.lease = lease if lease is not None else max(30.0, 2 * self.deadline)
+
+    @property
+    def store(self) -> Store:
+        """The store this relay serves."""
+        if self._store is None:
+            raise RuntimeError("this relay serves no outbox yet: pass it a store or bind() it")
+        return self._store
+
+    def bind(
+        self,
+        store: Store,
+        *,
+        emitter: Emitter,
+        settings: Settings,
+        timeout: float,
+        deadline: float | None,
+        idempotency_header: str,
+        per_origin: int,
+        circuit: Circuit,
+        keep_delivered: float | None,
+        lease: float | None,
+    ) -> None:
+        """Serve ``store`` with an outbox's settings (see :class:`RelayBackend`)."""
+        with self._lock:
+            if self._store is not None and self._store is not store:
+                raise ValueError("this relay already serves another outbox")
+            if self._thread is not None:
+                raise RuntimeError("bind() the relay before it starts")
+            self._store = store
+            self._configure(
+                emitter, settings, timeout, deadline, idempotency_header, per_origin, circuit,
+                keep_delivered, lease if lease is not None else self._lease_given,
+            )
 
     def __repr__(self) -> str:
         return f"<Relay {self.owner} in_flight={self.in_flight()}>"
@@ -143,6 +249,7 @@ class Relay:
     # -- any thread -------------------------------------------------------------------
     def start(self) -> None:
         """Start the relay thread (once per process; again in a forked child)."""
+        self.store  # noqa: B018 - raises if the relay serves no outbox yet
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's thread and leases are its own
                 self._pid = os.getpid()
@@ -163,7 +270,8 @@ class Relay:
         """Look at the file now (a message was just stored)."""
         if self._thread is None or self._pid != os.getpid():
             self.start()
-        self._wake.set()
+        if not self._held:  # held back: only an outcome (or the poll) frees room
+            self._wake.set()
 
     def in_flight(self) -> int:
         """Messages handed to the engine and not yet written back."""
@@ -244,7 +352,7 @@ class Relay:
                     self._maybe_purge()
                 if claimed and len(claimed) == room:
                     continue  # more may be due: go on at once
-                self._wake.wait(self._pause())
+                self._wake.wait(self._pause(bool(claimed)))
                 self._wake.clear()
         except Exception:
             log.critical("the outbox relay stopped on an error", exc_info=True)
@@ -260,7 +368,7 @@ class Relay:
             return 0
         return max(0, room)
 
-    def _pause(self) -> float:
+    def _pause(self, claimed: bool) -> float:
         due = None
         try:
             due = self.store.next_due()
@@ -268,7 +376,14 @@ class Relay:
             log.warning("the outbox relay cannot read the file", exc_info=True)
         if due is None:
             return POLL_EVERY * 4
-        return max(0.0, min(POLL_EVERY, due - self.clock()))
+        left = due - self.clock()
+        self._held = left <= 0 and not claimed
+        if self._held:
+            # due, yet nothing could be claimed: the origins are at their cap or their
+            # circuit is open. An outcome wakes the relay; until then no claim (a write
+            # transaction) every instant, nor one per message stored.
+            return POLL_EVERY
+        return max(0.0, min(POLL_EVERY, left))
 
     def _claim(self, room: int) -> list[Claimed]:
         now = self.clock()
@@ -306,22 +421,11 @@ class Relay:
         receipt.add_done_callback(lambda done: self._answered(message, done))
 
     def _submit(self, sender: Sender, message: Claimed) -> Receipt:
-        url = parse_uri(message.url)
         deadline = max(self.deadline, 2 * message.timeout)
-        if not self.emitter.has_listeners():
-            wire = _with_header(message.wire, self.header, message.key)
-            return sender.submit(url, wire, message.timeout, deadline)
-        request = request_from_wire(message.wire, url)
-        request.headers(self.header, message.key)
-        txn = Transaction(_Attempt(self.emitter, message.timeout), request)
-        if txn.start() is DONE:  # a listener answered or refused it
-            receipt = Receipt(message.wire, url)
-            receipt.attach(txn, None)
-            receipt.settle(None if txn.exception else txn.response, txn.exception)
-            return receipt
-        prepared = txn.request.prepare()
-        wire = prepared.wire()
-        return sender.submit(prepared.url, wire, message.timeout, deadline, txn, prepared)
+        return send_attempt(
+            sender, self.emitter, self.header, message.key, message.wire, message.url,
+            message.timeout, deadline,
+        )
 
     def _answered(self, message: Claimed, receipt: Receipt) -> None:
         """On the engine thread: hand the outcome to the relay thread."""
@@ -347,41 +451,35 @@ class Relay:
         self._receipts.pop(receipt, None)
         state = self._origins[message.origin]
         state.in_flight -= 1
-        status = receipt.status
-        error = receipt.error
-        verdict = classify(status, None if status is not None else _kind(error))
-        text = None if error is None else str(error)
-        if verdict == "delivered":
+        result = judge(receipt, now)
+        if result.verdict == "delivered":
             self.delivered += 1
             state.failures = 0
             state.cooldown = 0.0
-            return Outcome(message.id, "delivered", status)
-        if verdict == "dead":
+            return Outcome(message.id, "delivered", result.status)
+        reason = result.reason
+        if result.verdict == "dead":
             self.dead += 1
             state.failures = 0
             log.warning(
                 "outbox message %s (%s %s) is dead: %s", message.id, message.method,
-                message.origin, text or f"answered {status}",
+                message.origin, reason,
             )
-            return Outcome(message.id, "dead", status, text or f"answered {status}")
+            return Outcome(message.id, "dead", result.status, reason)
         self._failed(state, message.origin, now)
-        later = None
-        response = receipt.response if status in (429, 503) else None
-        if response is not None:
-            later = retry_after(response.headers.get("retry-after"), now)
         when = plan_retry(
-            message.schedule, message.attempt, now, rng=self.rng, retry_after_delay=later
+            message.schedule, message.attempt, now, rng=self.rng,
+            retry_after_delay=result.retry_after,
         )
-        reason = text or f"answered {status}"
         if when is None:
             self.dead += 1
             log.warning(
                 "outbox message %s (%s %s) is dead after %d attempt(s): %s", message.id,
                 message.method, message.origin, message.attempts, reason,
             )
-            return Outcome(message.id, "dead", status, reason)
+            return Outcome(message.id, "dead", result.status, reason)
         self.retried += 1
-        return Outcome(message.id, "retry", status, reason, when)
+        return Outcome(message.id, "retry", result.status, reason, when)
 
     def _failed(self, state: _OriginState, origin: str, now: float) -> None:
         state.failures += 1
@@ -430,7 +528,78 @@ class _Attempt:
         self.timeout = timeout
 
 
-def _with_header(wire: bytes, name: str, value: str) -> bytes:
+def send_attempt(
+    sender: Sender,
+    emitter: Emitter,
+    header: str,
+    key: str,
+    wire: bytes,
+    url: str,
+    timeout: float,
+    deadline: float,
+) -> Receipt:
+    """Make one attempt of a stored message through ``sender``; its receipt at once.
+
+    The attempt carries ``key`` in ``header`` (unless the stored request has that header);
+    the ``emitter``'s listeners run on it (a ``before`` listener signs it at send time,
+    or answers it without sending). A request that cannot be sent any more ends its
+    receipt with the error at once.
+    """
+    try:
+        target = parse_uri(url)
+        if not emitter.has_listeners():
+            return sender.submit(target, with_header(wire, header, key), timeout, deadline)
+        request = request_from_wire(wire, target)
+        request.headers(header, key)
+        txn = Transaction(_Attempt(emitter, timeout), request)
+        if txn.start() is DONE:  # a listener answered or refused it
+            receipt = Receipt(wire, target)
+            receipt.attach(txn, None)
+            receipt.settle(None if txn.exception else txn.response, txn.exception)
+            return receipt
+        prepared = txn.request.prepare()
+        return sender.submit(prepared.url, prepared.wire(), timeout, deadline, txn, prepared)
+    except Exception as exc:  # the stored request cannot be sent any more
+        receipt = Receipt(wire, parse_uri(url))
+        receipt.settle(None, exc)
+        return receipt
+
+
+AttemptVerdict = Literal["delivered", "retry", "dead"]
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What one attempt's ending means for its message (see :func:`judge`)."""
+
+    verdict: AttemptVerdict
+    status: int | None
+    error: str | None
+    #: seconds the server asked us to wait (``Retry-After`` of a 429 or 503), else None
+    retry_after: float | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why the attempt failed, in words (the error, else the status it answered)."""
+        return self.error or f"answered {self.status}"
+
+
+def judge(receipt: Receipt, now: float) -> Judgement:
+    """The verdict on a finished attempt: delivered, retry (when the schedule allows) or
+    dead, with the status, the error text and a ``Retry-After`` delay from ``now``."""
+    status = receipt.status
+    error = receipt.error
+    verdict = classify(status, None if status is not None else error_kind(error))
+    text = None if error is None else str(error)
+    later = None
+    if verdict == "retry" and status in (429, 503):
+        response = receipt.response
+        if response is not None:
+            later = retry_after(response.headers.get("retry-after"), now)
+    return Judgement(verdict, status, text, later)
+
+
+def with_header(wire: bytes, name: str, value: str) -> bytes:
     """``wire`` with ``name: value`` among its headers, unless it has that header."""
     head_end = wire.find(b"\r\n\r\n")
     head = wire[:head_end]
@@ -440,7 +609,8 @@ def _with_header(wire: bytes, name: str, value: str) -> bytes:
     return head + b"\r\n" + f"{name}: {value}".encode("latin-1") + wire[head_end:]
 
 
-def _kind(error: BaseException | None) -> ErrorKind:
+def error_kind(error: BaseException | None) -> ErrorKind:
+    """How an attempt without a response failed, as :func:`~.schedule.classify` takes it."""
     if isinstance(error, errors.TimeoutError):
         return "timeout"
     if isinstance(error, errors.TLSError):

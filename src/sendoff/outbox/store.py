@@ -1168,6 +1168,25 @@ class Store:
                 if due <= now:
                     yield origin
 
+    def leased(self, owner_prefix: str) -> list[tuple[str, str]]:
+        """``(lease owner, id)`` of every message being delivered under a lease whose owner
+        starts with ``owner_prefix`` (a relay that gives each claim its own owner asks
+        which of its claims' messages are still out). Reads the index of the messages
+        being delivered, not the table."""
+        if not owner_prefix:
+            raise ValueError("owner_prefix: must be a non-empty string")
+        return self._read(
+            lambda c: [
+                (row[0], row[1])
+                for row in c.execute(
+                    "SELECT lease_owner, id FROM messages INDEXED BY messages_status"
+                    " WHERE status = 'delivering' AND status != 'pending'"
+                    " AND substr(lease_owner, 1, ?) = ?",
+                    (len(owner_prefix), owner_prefix),
+                )
+            ]
+        )
+
     def next_due(self) -> float | None:
         """When the earliest claimable message becomes due (``None``: nothing to claim).
         One index seek per origin with claimable messages."""
@@ -1293,21 +1312,42 @@ class Store:
         """Give up on a leased message; ``False`` if ``owner`` no longer holds it."""
         return self.finish(owner, [Outcome(id, "dead", status, error)], now) == 1
 
-    def release(self, owner: str) -> int:
+    def release(
+        self, owner: str, ids: Iterable[str] | None = None, until: float | None = None
+    ) -> int:
         """Give back every lease ``owner`` holds (clean shutdown), as if the attempts had not
-        started: the messages are due again at once and the attempts are not counted."""
+        started: the messages are due again at once and the attempts are not counted.
 
-        def give_back(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "UPDATE messages SET status = 'pending', lease_owner = NULL,"
-                " lease_expires = NULL, attempts = attempts - 1,"
-                " claimable_at = next_attempt_at"
-                " WHERE status = 'delivering' AND status != 'pending' AND lease_owner = ?",
-                (owner,),
-            )
-            return cur.rowcount
+        ``ids`` gives back only those messages (the rest of ``owner``'s leases hold);
+        ``until`` makes them due then rather than at their planned time (a relay that
+        did not try them because their origin's circuit is open). Returns how many."""
+        wanted = None if ids is None else list(dict.fromkeys(ids))
+        due = "next_attempt_at" if until is None else "max(next_attempt_at, ?)"
+        sql = (
+            f"UPDATE messages SET status = 'pending', lease_owner = NULL,"
+            f" lease_expires = NULL, attempts = attempts - 1,"
+            f" next_attempt_at = {due}, claimable_at = {due}"
+            f" WHERE status = 'delivering' AND status != 'pending' AND lease_owner = ?"
+        )
+        times = () if until is None else (until, until)
+        if wanted is None:
 
-        return self._write(give_back)
+            def give_back(conn: sqlite3.Connection) -> int:
+                return conn.execute(sql, (*times, owner)).rowcount
+
+            return self._write(give_back)
+        changed = 0
+        for start in range(0, len(wanted), MAX_BATCH):
+            chunk = wanted[start : start + MAX_BATCH]
+
+            def give_some(conn: sqlite3.Connection, chunk: list[str] = chunk) -> int:
+                return sum(
+                    conn.execute(sql + " AND id = ?", (*times, owner, ident)).rowcount
+                    for ident in chunk
+                )
+
+            changed += self._write(give_some)
+        return changed
 
     def renew(
         self, owner: str, ids: Collection[str], lease_seconds: float, now: float | None = None
