@@ -152,7 +152,7 @@ class Outbox(Client[OutboxReceipt]):
                     timeout=self.timeout,
                     deadline=deadline,
                     idempotency_header=idempotency_header,
-                    per_origin=8 * connections_per_origin,
+                    per_origin=connections_per_origin,
                     circuit=circuit,
                     keep_delivered=keep_delivered,
                     lease=lease,

@@ -8,8 +8,8 @@ dead. Every attempt carries the message's key as its idempotency key; listeners 
 relay's emitter (a :class:`~sendoff.subscribers.StandardWebhooks` signer) run on each
 attempt, so a signature is made with a fresh timestamp every time.
 
-Per origin, at most ``per_origin`` messages are in the engine's hands (its pool sends
-them over ``connections_per_origin`` connections), and an origin that keeps
+Per origin, at most ``QUEUED_PER_CONNECTION x per_origin`` messages are in the engine's
+hands (its pool sends them over ``per_origin`` connections), and an origin that keeps
 failing opens a circuit: its messages wait (a probe half-opens it after a cool-down)
 while the other origins keep flowing.
 
@@ -44,6 +44,9 @@ from .store import Claimed, Outcome, Store, new_owner
 
 log = logging.getLogger("sendoff.outbox")
 
+#: Messages per connection an origin may have in the engine's hands (queued behind the
+#: ones on the wire), so that claims come in batches while its connections stay busy.
+QUEUED_PER_CONNECTION = 8
 #: The header every attempt carries the message's key in.
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: Seconds between two looks at the file when nothing was enqueued in this process
@@ -146,7 +149,7 @@ class Relay:
         deadline: float | None = None,
         idempotency_header: str = IDEMPOTENCY_HEADER,
         batch: int = 256,
-        per_origin: int = 128,
+        per_origin: int = 16,
         circuit: Circuit = DEFAULT_CIRCUIT,
         keep_delivered: float | None = 24 * 3600.0,
         lease: float | None = None,
@@ -359,6 +362,9 @@ class Relay:
         finally:
             self._idle.set()
 
+    def _origin_cap(self) -> int:
+        return self.per_origin * QUEUED_PER_CONNECTION
+
     def _room(self) -> int:
         """How many to claim now: none until a good part of a batch is free (each claim
         is a transaction), unless nothing is in flight."""
@@ -394,11 +400,11 @@ class Relay:
             if state.open_until > now:
                 paused.append(origin)
             elif state.failures >= self.circuit.failures:  # half-open: one probe at a time
-                in_flight[origin] = max(state.in_flight, self.per_origin - 1)
+                in_flight[origin] = max(state.in_flight, self._origin_cap() - 1)
         try:
             return self.store.claim(
                 self.owner, room, self.lease, now,
-                per_origin_limit=self.per_origin, in_flight=in_flight, paused=paused,
+                per_origin_limit=self._origin_cap(), in_flight=in_flight, paused=paused,
             )
         except errors.OutboxError:
             log.warning("the outbox relay could not claim messages", exc_info=True)
