@@ -39,9 +39,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+from tests.support.process_server import wait_until
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -68,20 +68,6 @@ def free_port(host: str = HOST) -> int:
             port = int(sock.getsockname()[1])
         if port not in _DEFAULT_PORTS:
             return port
-
-
-def wait_until(
-    check: Callable[[], T], *, timeout: float, interval: float = 0.02, what: str = ""
-) -> T:
-    """Call ``check`` until it returns something truthy; TimeoutError after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up after {timeout}s waiting for {what or check}")
-        time.sleep(interval)
 
 
 def _tail(path: Path, limit: int = 6000) -> str:
