@@ -253,7 +253,7 @@ def _delivery_table() -> None:
             before = nginx.requests()
             result = isolated.run("bench.suite_durable:deliver", kind=kind, url=url,
                                   path=os.path.join(tmp, f"d{counter[0]}.sqlite3"), n=DELIVER)
-            result["nginx"] = nginx.requests() - before - 1
+            result["nginx"] = nginx.requests() - before
             return result
 
         results = interleaved([("in-memory engine (FireAndForget)", lambda: run("engine")),
