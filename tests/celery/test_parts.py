@@ -25,7 +25,7 @@ from sendoff.celery.payload import VERSION, outcome, report
 from sendoff.delivery.sender import Settings
 from sendoff.events import Emitter
 from sendoff.outbox import NewMessage, Store
-from sendoff.outbox.relay import Relay, RelayBackend
+from sendoff.outbox.relay import Relay, RelayBackend, RelayConfig
 from tests.support.recording_server import RecordingServer
 
 
@@ -103,11 +103,9 @@ def test_the_relay_writes_a_report_into_the_file(tmp_path: Path) -> None:
     path = tmp_path / "o.sqlite3"
     store = Store(path)
     relay = CeleryRelay(object(), rng=random.Random(7))
-    relay.bind(
-        store, emitter=Emitter(), settings=Settings(), timeout=5.0, deadline=None,
-        idempotency_header="Idempotency-Key", per_origin=4, circuit=relay.circuit,
-        keep_delivered=None, lease=30.0,
-    )
+    relay.bind(store, RelayConfig(
+        settings=Settings(), timeout=5.0, per_origin=4, keep_delivered=None, lease=30.0,
+    ))
     assert relay.reply_queue == default_reply_queue(str(path))
     ids = [store.add(_message(n)).id for n in range(5)]
     token = "producer:1/1"

@@ -61,8 +61,7 @@ from typing import Any
 
 from ..core import errors
 from ..core.emitter import Emitter
-from ..delivery.sender import Settings
-from ..outbox.relay import DEFAULT_CIRCUIT, IDEMPOTENCY_HEADER, Circuit
+from ..outbox.relay import DEFAULT_CIRCUIT, IDEMPOTENCY_HEADER, RelayConfig
 from ..outbox.schedule import plan_retry
 from ..outbox.store import MAX_BATCH, Claimed, Outcome, Store, new_owner
 from .payload import OUTCOME_EXCHANGE, TASK_NAME, Batch, Message
@@ -179,34 +178,22 @@ class CeleryRelay:
             raise RuntimeError("this relay serves no outbox yet: Outbox(path, relay=...) binds it")
         return self._store
 
-    def bind(
-        self,
-        store: Store,
-        *,
-        emitter: Emitter,
-        settings: Settings,
-        timeout: float,
-        deadline: float | None,
-        idempotency_header: str,
-        per_origin: int,
-        circuit: Circuit,
-        keep_delivered: float | None,
-        lease: float | None,
-    ) -> None:
+    def bind(self, store: Store, config: RelayConfig) -> None:
         """Serve ``store`` with an outbox's settings (see ``RelayBackend``)."""
         with self._lock:
             if self._store is not None and self._store is not store:
                 raise ValueError("this relay already serves another outbox")
             self._store = store
-            self.emitter = emitter
-            self.timeout = timeout
-            self.deadline = deadline if deadline is not None else 2 * timeout
-            self.header = idempotency_header
-            self.per_origin = per_origin
-            self.circuit = circuit
-            self.keep_delivered = keep_delivered
-            self.lease = lease if lease is not None else max(300.0, 4 * self.deadline)
+            self.emitter = config.emitter
+            self.timeout = config.timeout
+            self.deadline = config.deadline if config.deadline is not None else 2 * config.timeout
+            self.header = config.idempotency_header
+            self.per_origin = config.per_origin
+            self.circuit = config.circuit
+            self.keep_delivered = config.keep_delivered
+            self.lease = config.lease if config.lease is not None else max(300.0, 4 * self.deadline)
             self.reply_queue = self._reply_given or default_reply_queue(store.path)
+        settings = config.settings
         if settings.ca_bundle is not None or not settings.verify:
             log.warning(
                 "CeleryRelay: the outbox's TLS settings (verify, ca_bundle) do not reach the"

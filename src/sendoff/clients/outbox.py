@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..delivery.sender import Settings
 from ..delivery.wire import build_request, fire_wire
 from ..http.models import FieldInput, HeaderInput, Response
-from ..outbox.relay import DEFAULT_CIRCUIT, IDEMPOTENCY_HEADER, Circuit, Relay, RelayBackend
+from ..outbox.relay import (
+    DEFAULT_CIRCUIT,
+    IDEMPOTENCY_HEADER,
+    Circuit,
+    Relay,
+    RelayBackend,
+    RelayConfig,
+)
 from ..outbox.schedule import DEFAULT_SCHEDULE
 from ..outbox.store import MessageStatus, NewMessage, Stats, Store
 from .base import Client
@@ -141,8 +148,7 @@ class Outbox(Client[OutboxReceipt]):
         if relay is not None:
             backend: RelayBackend = Relay() if isinstance(relay, str) else relay
             try:
-                backend.bind(
-                    self.store,
+                backend.bind(self.store, RelayConfig(
                     emitter=self.emitter,
                     settings=Settings(
                         verify=verify, ca_bundle=ca_bundle,
@@ -156,7 +162,7 @@ class Outbox(Client[OutboxReceipt]):
                     circuit=circuit,
                     keep_delivered=keep_delivered,
                     lease=lease,
-                )
+                ))
             except BaseException:
                 self.store.close()
                 raise

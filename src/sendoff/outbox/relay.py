@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..core import errors
@@ -73,6 +73,29 @@ class Circuit:
 DEFAULT_CIRCUIT = Circuit()
 
 
+@dataclass(frozen=True)
+class RelayConfig:
+    """What an :class:`~sendoff.Outbox` gives the relay it binds (:meth:`RelayBackend.bind`):
+    the listeners run on every attempt and the outbox's delivery settings.
+
+    ``settings`` configure the engine's connections (TLS, pools); ``timeout`` and
+    ``deadline`` (default twice ``timeout``) bound each attempt when the message does not
+    say otherwise; every attempt carries the message's key in ``idempotency_header``;
+    ``per_origin`` is the connections per origin, ``circuit`` when a failing origin's
+    messages wait; delivered rows are purged after ``keep_delivered`` seconds; ``lease``
+    is how long a claimed message is the relay's (``None``: the relay's own default)."""
+
+    emitter: Emitter = field(default_factory=Emitter)
+    settings: Settings = field(default_factory=lambda: Settings(max_queue=10_000_000))
+    timeout: float = 30.0
+    deadline: float | None = None
+    idempotency_header: str = IDEMPOTENCY_HEADER
+    per_origin: int = 16
+    circuit: Circuit = DEFAULT_CIRCUIT
+    keep_delivered: float | None = 24 * 3600.0
+    lease: float | None = None
+
+
 class _OriginState:
     __slots__ = ("cooldown", "failures", "in_flight", "open_until")
 
@@ -94,20 +117,7 @@ class RelayBackend(Protocol):
     process) and ``sendoff.celery.CeleryRelay`` (Celery workers) implement it.
     """
 
-    def bind(
-        self,
-        store: Store,
-        *,
-        emitter: Emitter,
-        settings: Settings,
-        timeout: float,
-        deadline: float | None,
-        idempotency_header: str,
-        per_origin: int,
-        circuit: Circuit,
-        keep_delivered: float | None,
-        lease: float | None,
-    ) -> None:
+    def bind(self, store: Store, config: RelayConfig) -> None:
         """Serve ``store`` with the outbox's settings (once; a relay serves one outbox)."""
 
     def wake(self) -> None:
@@ -161,11 +171,11 @@ class Relay:
         self.clock = clock
         self.rng = rng or random.Random()
         self._lease_given = lease
-        self._configure(
+        self._configure(RelayConfig(
             emitter if emitter is not None else Emitter(),
             settings if settings is not None else Settings(max_queue=10_000_000),
             timeout, deadline, idempotency_header, per_origin, circuit, keep_delivered, lease,
-        )
+        ))
         self.owner = new_owner()
         self._pid = os.getpid()
         self._origins: dict[str, _OriginState] = {}
@@ -186,32 +196,19 @@ class Relay:
         self._held = False
         self.delivered = self.retried = self.dead = 0
 
-    def _configure(
-        self,
-        emitter: Emitter,
-        settings: Settings,
-        timeout: float,
-        deadline: float | None,
-        idempotency_header: str,
-        per_origin: int,
-        circuit: Circuit,
-        keep_delivered: float | None,
-        lease: float | None,
-    ) -> None:
-        self.emitter = emitter
-        self.settings = settings
-        self.timeout = timeout
-        self.deadline = deadline if deadline is not None else 2 * timeout
-        self.header = idempotency_header
-        self.per_origin = per_origin
-        self.circuit = circuit
-        self.keep_delivered = keep_delivered
-        #: seconds a claimed message is this relay's: another relay may send it again only
-        #: after that (when this one died), so it is well above an attempt's deadline
+    def _configure(self, config: RelayConfig) -> None:
+        self.emitter = config.emitter
+        self.settings = config.settings
+        self.timeout = config.timeout
+        self.deadline = config.deadline if config.deadline is not None else 2 * config.timeout
+        self.header = config.idempotency_header
+        self.per_origin = config.per_origin
+        self.circuit = config.circuit
+        self.keep_delivered = config.keep_delivered
         #: seconds a claimed message is this relay's: while it is in flight the relay
         #: renews the lease (every third of it); when the relay dies, another one may send
         #: the message again once the lease has run out
-        self.lease = lease if lease is not None else max(30.0, 2 * self.deadline)
+        self.lease = config.lease if config.lease is not None else max(30.0, 2 * self.deadline)
 
     @property
     def store(self) -> Store:
@@ -220,20 +217,7 @@ class Relay:
             raise RuntimeError("this relay serves no outbox yet: pass it a store or bind() it")
         return self._store
 
-    def bind(
-        self,
-        store: Store,
-        *,
-        emitter: Emitter,
-        settings: Settings,
-        timeout: float,
-        deadline: float | None,
-        idempotency_header: str,
-        per_origin: int,
-        circuit: Circuit,
-        keep_delivered: float | None,
-        lease: float | None,
-    ) -> None:
+    def bind(self, store: Store, config: RelayConfig) -> None:
         """Serve ``store`` with an outbox's settings (see :class:`RelayBackend`)."""
         with self._lock:
             if self._store is not None and self._store is not store:
@@ -241,10 +225,9 @@ class Relay:
             if self._thread is not None:
                 raise RuntimeError("bind() the relay before it starts")
             self._store = store
-            self._configure(
-                emitter, settings, timeout, deadline, idempotency_header, per_origin, circuit,
-                keep_delivered, lease if lease is not None else self._lease_given,
-            )
+            if config.lease is None:
+                config = replace(config, lease=self._lease_given)
+            self._configure(config)
 
     def __repr__(self) -> str:
         return f"<Relay {self.owner} in_flight={self.in_flight()}>"
