@@ -45,7 +45,8 @@ def test_outbox_takes_a_relay_object_and_binds_it(
     try:
         assert outbox.relay is relay
         assert relay.store is outbox.store
-        assert (relay.per_origin, relay.lease, relay.emitter) == (3, 42, outbox.emitter)
+        assert (relay.config.per_origin, relay.config.lease, relay.config.emitter) == (
+            3, 42, outbox.emitter)
         receipt = outbox.fire("POST", server.url("/hook"), json={"n": 1})
         assert outbox.flush(10)
         state = receipt.status()

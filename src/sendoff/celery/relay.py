@@ -60,8 +60,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core import errors
-from ..core.emitter import Emitter
-from ..outbox.relay import DEFAULT_CIRCUIT, IDEMPOTENCY_HEADER, RelayConfig
+from ..outbox.relay import RelayConfig
 from ..outbox.schedule import plan_retry
 from ..outbox.store import MAX_BATCH, Claimed, Outcome, Store, new_owner
 from .payload import OUTCOME_EXCHANGE, TASK_NAME, Batch, Message
@@ -130,14 +129,7 @@ class CeleryRelay:
         self._reply_given = reply_queue
         self.reply_queue = reply_queue or ""
         self._store: Store | None = None
-        self.emitter = Emitter()
-        self.timeout = 30.0
-        self.deadline = 60.0
-        self.header = IDEMPOTENCY_HEADER
-        self.per_origin = 16
-        self.circuit = DEFAULT_CIRCUIT
-        self.keep_delivered: float | None = 24 * 3600.0
-        self.lease = 300.0
+        self.config = RelayConfig().resolved(lease_floor=300.0, lease_deadlines=4)
         self._lock = threading.Lock()
         self._init_process_state()
 
@@ -184,14 +176,7 @@ class CeleryRelay:
             if self._store is not None and self._store is not store:
                 raise ValueError("this relay already serves another outbox")
             self._store = store
-            self.emitter = config.emitter
-            self.timeout = config.timeout
-            self.deadline = config.deadline if config.deadline is not None else 2 * config.timeout
-            self.header = config.idempotency_header
-            self.per_origin = config.per_origin
-            self.circuit = config.circuit
-            self.keep_delivered = config.keep_delivered
-            self.lease = config.lease if config.lease is not None else max(300.0, 4 * self.deadline)
+            self.config = config.resolved(lease_floor=300.0, lease_deadlines=4)
             self.reply_queue = self._reply_given or default_reply_queue(store.path)
         settings = config.settings
         if settings.ca_bundle is not None or not settings.verify:
@@ -219,7 +204,7 @@ class CeleryRelay:
                 return
             self._running = True
             self._stopping.clear()
-            if self.emitter.has_listeners():
+            if self.config.emitter.has_listeners():
                 log.warning(
                     "CeleryRelay: listeners on the outbox's emitter do not run on the workers;"
                     " give them to sendoff.celery.register(app, emitter=..., sign=...) there"
@@ -381,7 +366,7 @@ class CeleryRelay:
             }
         try:
             return self.store.claim(
-                token, limit, self.lease, now,
+                token, limit, self.config.lease_seconds, now,
                 per_origin_limit=first, in_flight=in_flight, paused=paused,
             )
         except errors.OutboxError:
@@ -398,6 +383,7 @@ class CeleryRelay:
             for i in range(0, len(group), self.batch)
         ]
         expires = claimed[0].lease_expires
+        circuit = self.config.circuit
         with self._lock:
             claim = self._claims[token] = _Claim(expires)
             for message in claimed:
@@ -408,10 +394,10 @@ class CeleryRelay:
                 lease=token,
                 lease_expires=expires,
                 reply=self.reply_queue,
-                header=self.header,
-                deadline=self.deadline,
-                per_origin=self.per_origin,
-                circuit=(self.circuit.failures, self.circuit.cooldown, self.circuit.longest),
+                header=self.config.idempotency_header,
+                deadline=self.config.attempt_deadline,
+                per_origin=self.config.per_origin,
+                circuit=(circuit.failures, circuit.cooldown, circuit.longest),
                 messages=tuple(
                     Message(
                         m.id, m.key, m.method, m.url, m.origin, bytes(m.wire), m.timeout,
@@ -505,7 +491,7 @@ class CeleryRelay:
             self.expired += lost
             log.warning(
                 "CeleryRelay: no outcome came back for %d message(s) within their lease"
-                " (%.0f s); they are published again", lost, self.lease,
+                " (%.0f s); they are published again", lost, self.config.lease_seconds,
             )
 
     def _reconcile(self) -> None:
@@ -539,7 +525,7 @@ class CeleryRelay:
                     del self._claims[token]
 
     def _trim_recent(self, now: float) -> None:
-        horizon = now - self.lease / 4
+        horizon = now - self.config.lease_seconds / 4
         for origin, entries in list(self._recent.items()):
             while entries and entries[0][0] < horizon:
                 _, n = entries.popleft()
@@ -549,14 +535,14 @@ class CeleryRelay:
                 del self._recent_sum[origin]
 
     def _maybe_purge(self) -> None:
-        if self.keep_delivered is None:
+        if self.config.keep_delivered is None:
             return
         now = self.clock()
         if now - self._purged_at < PURGE_EVERY:
             return
         self._purged_at = now
         try:
-            self.store.purge(now - self.keep_delivered)
+            self.store.purge(now - self.config.keep_delivered)
         except errors.OutboxError:
             log.warning("could not purge delivered messages", exc_info=True)
 
@@ -612,7 +598,7 @@ class CeleryRelay:
         they never restore the workers' tasks) with a timeout well inside the lease.
         RabbitMQ ignores these: it requeues what a closed connection did not ack."""
         return {
-            "visibility_timeout": max(1.0, min(30.0, self.lease / 3)),
+            "visibility_timeout": max(1.0, min(30.0, self.config.lease_seconds / 3)),
             "unacked_key": "sendoff_unacked",
             "unacked_index_key": "sendoff_unacked_index",
             "unacked_mutex_key": "sendoff_unacked_mutex",

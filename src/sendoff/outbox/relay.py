@@ -95,6 +95,28 @@ class RelayConfig:
     keep_delivered: float | None = 24 * 3600.0
     lease: float | None = None
 
+    def resolved(self, lease_floor: float, lease_deadlines: float) -> RelayConfig:
+        """This config with ``deadline`` (default twice ``timeout``) and ``lease`` filled
+        in: a lease defaults to ``lease_deadlines`` attempt deadlines, at least
+        ``lease_floor`` seconds, well above an attempt (the relay renews it meanwhile)."""
+        deadline = self.attempt_deadline
+        lease = self.lease
+        if lease is None:
+            lease = max(lease_floor, lease_deadlines * deadline)
+        return replace(self, deadline=deadline, lease=lease)
+
+    @property
+    def attempt_deadline(self) -> float:
+        """``deadline``, or twice ``timeout`` when it is not set."""
+        return self.deadline if self.deadline is not None else 2 * self.timeout
+
+    @property
+    def lease_seconds(self) -> float:
+        """``lease`` of a :meth:`resolved` config."""
+        if self.lease is None:
+            raise ValueError("lease: resolve the config first")
+        return self.lease
+
 
 class _OriginState:
     __slots__ = ("cooldown", "failures", "in_flight", "open_until")
@@ -197,18 +219,10 @@ class Relay:
         self.delivered = self.retried = self.dead = 0
 
     def _configure(self, config: RelayConfig) -> None:
-        self.emitter = config.emitter
-        self.settings = config.settings
-        self.timeout = config.timeout
-        self.deadline = config.deadline if config.deadline is not None else 2 * config.timeout
-        self.header = config.idempotency_header
-        self.per_origin = config.per_origin
-        self.circuit = config.circuit
-        self.keep_delivered = config.keep_delivered
-        #: seconds a claimed message is this relay's: while it is in flight the relay
-        #: renews the lease (every third of it); when the relay dies, another one may send
-        #: the message again once the lease has run out
-        self.lease = config.lease if config.lease is not None else max(30.0, 2 * self.deadline)
+        #: the outbox's settings; a claimed message is this relay's for ``lease`` seconds
+        #: (renewed every third of it while in flight; when the relay dies another one may
+        #: send the message again once the lease has run out)
+        self.config = config.resolved(lease_floor=30.0, lease_deadlines=2)
 
     @property
     def store(self) -> Store:
@@ -346,7 +360,7 @@ class Relay:
             self._idle.set()
 
     def _origin_cap(self) -> int:
-        return self.per_origin * QUEUED_PER_CONNECTION
+        return self.config.per_origin * QUEUED_PER_CONNECTION
 
     def _room(self) -> int:
         """How many to claim now: none until a good part of a batch is free (each claim
@@ -382,11 +396,11 @@ class Relay:
             in_flight[origin] = state.in_flight
             if state.open_until > now:
                 paused.append(origin)
-            elif state.failures >= self.circuit.failures:  # half-open: one probe at a time
+            elif state.failures >= self.config.circuit.failures:  # half-open: one probe at a time
                 in_flight[origin] = max(state.in_flight, self._origin_cap() - 1)
         try:
             return self.store.claim(
-                self.owner, room, self.lease, now,
+                self.owner, room, self.config.lease_seconds, now,
                 per_origin_limit=self._origin_cap(), in_flight=in_flight, paused=paused,
             )
         except errors.OutboxError:
@@ -400,7 +414,7 @@ class Relay:
         state.in_flight += 1
         sender = self._sender
         if sender is None:
-            sender = self._sender = get_engine().sender(self.settings)
+            sender = self._sender = get_engine().sender(self.config.settings)
         try:
             receipt = self._submit(sender, message)
         except Exception as exc:  # the stored request cannot be sent any more
@@ -410,10 +424,10 @@ class Relay:
         receipt.add_done_callback(lambda done: self._answered(message, done))
 
     def _submit(self, sender: Sender, message: Claimed) -> Receipt:
-        deadline = max(self.deadline, 2 * message.timeout)
+        deadline = max(self.config.attempt_deadline, 2 * message.timeout)
         return send_attempt(
-            sender, self.emitter, self.header, message.key, message.wire, message.url,
-            message.timeout, deadline,
+            sender, self.config.emitter, self.config.idempotency_header, message.key,
+            message.wire, message.url, message.timeout, deadline,
         )
 
     def _answered(self, message: Claimed, receipt: Receipt) -> None:
@@ -472,11 +486,11 @@ class Relay:
 
     def _failed(self, state: _OriginState, origin: str, now: float) -> None:
         state.failures += 1
-        if state.failures >= self.circuit.failures:
-            longer = state.cooldown * 2 if state.cooldown else self.circuit.cooldown
-            state.cooldown = min(self.circuit.longest, longer)
+        if state.failures >= self.config.circuit.failures:
+            longer = state.cooldown * 2 if state.cooldown else self.config.circuit.cooldown
+            state.cooldown = min(self.config.circuit.longest, longer)
             state.open_until = now + state.cooldown
-            if state.failures == self.circuit.failures:
+            if state.failures == self.config.circuit.failures:
                 log.warning(
                     "outbox: %s failed %d times in a row; its messages wait %.0f s",
                     origin, state.failures, state.cooldown,
@@ -486,23 +500,25 @@ class Relay:
         """Keep the leases of what is still in flight (queued in the engine behind a slow
         origin, say), so that no other relay sends it meanwhile."""
         now = self.clock()
-        if not self._receipts or now - self._renewed_at < self.lease / 3:
+        if not self._receipts or now - self._renewed_at < self.config.lease_seconds / 3:
             return
         self._renewed_at = now
         try:
-            self.store.renew(self.owner, set(self._receipts.values()), self.lease, now)
+            self.store.renew(
+                self.owner, set(self._receipts.values()), self.config.lease_seconds, now
+            )
         except errors.OutboxError:
             log.warning("could not renew the outbox leases of %s", self.owner, exc_info=True)
 
     def _maybe_purge(self) -> None:
-        if self.keep_delivered is None:
+        if self.config.keep_delivered is None:
             return
         now = self.clock()
         if now - self._purged_at < PURGE_EVERY:
             return
         self._purged_at = now
         try:
-            self.store.purge(now - self.keep_delivered)
+            self.store.purge(now - self.config.keep_delivered)
         except errors.OutboxError:
             log.warning("could not purge delivered messages", exc_info=True)
 
