@@ -392,7 +392,9 @@ def fire_cost_by_origins(origins: int, n: int) -> dict[str, Any]:
     from sendoff import FireAndForget
 
     client = FireAndForget(timeout=5, retries=0, max_queue=10_000_000)
-    urls = [f"http://127.0.{(i >> 8) & 255}.{(i & 255) or 1}:9/hook" for i in range(origins)]
+    # distinct hosts 127.0.x.1-254 (no .0 and .255), so ``origins`` pools really exist
+    urls = [f"http://127.0.{i // 254}.{i % 254 + 1}:9/hook" for i in range(origins)]
+    assert len(set(urls)) == origins
     for url in urls:  # every origin has been seen (and its pool made) before we measure
         client.fire("GET", url)
     client.flush(60)
