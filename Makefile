@@ -10,8 +10,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+# the demo's last section runs Celery workers (Redis: Debian's redis-server)
+$(VENV)/.stamp-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[celery]"
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
@@ -22,7 +23,7 @@ $(VENV)/.stamp-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[test,bench]"
 	touch $@
 
-demo: $(VENV)/.stamp-base
+demo: $(VENV)/.stamp-demo
 	$(BIN)/python demo/run.py
 
 lint: $(VENV)/.stamp-test

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import isolated
-from bench.redis_server import RedisServer
 from bench.report import Spread, interleaved, machine_line, median, note, percentile, quick, table
+from demo.redis_server import RedisServer
 
 QUICK = quick()
 CALLS = 300 if QUICK else 3_000  # per run

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-SECTIONS = 5
+SECTIONS = 6
 
 
 def heading(number: int, title: str, proves: str) -> None:

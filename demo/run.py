@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import after_response
+import celery_workers
 import crash
 import hmvc_page
 import seed_requests
@@ -15,6 +16,7 @@ def main() -> None:
     hmvc_page.main()
     webhooks.main()
     crash.main()
+    celery_workers.main()
 
 
 if __name__ == "__main__":

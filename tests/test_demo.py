@@ -26,8 +26,8 @@ def test_the_demo_announces_each_section_and_reports_progress() -> None:
     text = [line for _, line in lines]
 
     headings = [line for line in text if line.startswith("== ")]
-    assert [h[3:6] for h in headings] == ["1/5", "2/5", "3/5", "4/5", "5/5"]
-    assert all(re.fullmatch(r"== \d/5 [^:]+: .{20,} ==", h) for h in headings), headings
+    assert [h[3:6] for h in headings] == ["1/6", "2/6", "3/6", "4/6", "5/6", "6/6"]
+    assert all(re.fullmatch(r"== \d/6 [^:]+: .{20,} ==", h) for h in headings), headings
 
     # the blocking half waits 10 x 300 ms: it reports while it does
     assert any(line.startswith("   ... blocking: the caller waits") for line in text)
@@ -36,3 +36,13 @@ def test_the_demo_announces_each_section_and_reports_progress() -> None:
     assert max(gaps) < 2.5, f"{max(gaps):.1f} s without a line"
     assert "receiver got 10/10" in "\n".join(text)
     assert "every acknowledged webhook arrived: True" in "\n".join(text)
+
+    # two Celery workers on one Redis: both delivered some, and all 2000 arrived
+    shared = next(line for line in text if line.startswith("shared: "))
+    counts = [int(n) for n in re.findall(r"worker\d@demo delivered (\d+)", shared)]
+    assert len(counts) == 2, shared
+    assert all(n > 0 for n in counts), shared
+    assert sum(counts) >= 2000, shared
+    assert "receiver got 2000/2000 in" in "\n".join(text)
+    assert "2000 delivered, 0 pending, 0 out with a worker, 0 dead" in "\n".join(text)
+    assert "stopped: the workers (SIGTERM, exit 0, 0), then redis-server" in text
