@@ -8,9 +8,9 @@ delivery task with one listener that names, on every attempt, the worker that ma
 from __future__ import annotations
 
 import os
-from typing import Any
 
-from celery import Celery, bootsteps, current_task
+from celery import Celery, current_task
+from celery_tick import Tick
 
 from sendoff.celery import register
 from sendoff.events import BeforeEvent, Emitter
@@ -22,21 +22,6 @@ WORKER_HEADER = "X-Delivered-By"
 def name_the_worker(event: BeforeEvent) -> None:
     """A ``before`` listener: the attempt says which worker (Celery node) sends it."""
     event.request.headers(WORKER_HEADER, str(current_task.request.hostname))
-
-
-class Tick(bootsteps.StartStopStep):
-    """Wake the worker's event loop every 0.2 s, so that it notices SIGTERM at once (an
-    idle loop may sleep up to 10 s) and the demo's warm shutdown takes about a second."""
-
-    requires = ("celery.worker.components:Hub",)
-
-    def start(self, worker: Any) -> None:
-        if worker.hub is not None:
-            worker.hub.call_repeatedly(0.2, _noop)
-
-
-def _noop() -> None:
-    pass
 
 
 def make_app(broker_url: str | None, *, worker: bool = False) -> Celery:
