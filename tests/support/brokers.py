@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from tests.support.process_server import wait_until
 
@@ -272,6 +272,27 @@ class _Managed:
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the process and remove the temp dir (when it was made here)."""
+        raise NotImplementedError
+
+    def _remove_own_dir(self) -> None:
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _wait_ready(self, ready: Callable[[], bool], timeout: float) -> None:
         assert self.proc is not None
         started = time.monotonic()
@@ -338,7 +359,7 @@ class RedisServer(_Managed):
             argv += ["--save", ""]
         return argv + self.extra_args
 
-    def start(self) -> RedisServer:
+    def start(self) -> Self:
         if self.running:
             return self
         if not shutil.which("redis-server"):
@@ -399,7 +420,7 @@ class RedisServer(_Managed):
             return None
         return _stop_process(self.proc, signal.SIGKILL, 10)
 
-    def restart(self) -> RedisServer:
+    def restart(self) -> Self:
         """Stop (if still running) and start again on the same port with the same data."""
         self.stop()
         self.proc = None
@@ -410,18 +431,7 @@ class RedisServer(_Managed):
             client.close()
         self._clients.clear()
         self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._remove_own_dir()
 
 
 # --------------------------------------------------------------------------------------------
@@ -622,7 +632,7 @@ class RabbitMQServer(_Managed):
                 )
             self.epmd_port = free_port()  # lost a race for the port: pick another
 
-    def start(self) -> RabbitMQServer:
+    def start(self) -> Self:
         if self.running:
             return self
         self._prepare()
@@ -715,7 +725,7 @@ class RabbitMQServer(_Managed):
         except (FileNotFoundError, ValueError):
             return None
 
-    def restart(self) -> RabbitMQServer:
+    def restart(self) -> Self:
         """Stop (if still running) and start the same node: same ports, same data."""
         self.stop()
         self.proc = None
@@ -725,18 +735,7 @@ class RabbitMQServer(_Managed):
         self.stop()
         if self.epmd is not None:
             _stop_process(self.epmd, signal.SIGTERM, 5)
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> RabbitMQServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._remove_own_dir()
 
 
 # --------------------------------------------------------------------------------------------
@@ -833,7 +832,7 @@ class CeleryWorker(_Managed):
             f.seek(self._log_offset)
             return f.read().decode(errors="replace")
 
-    def start(self) -> CeleryWorker:
+    def start(self) -> Self:
         """``launch()`` then ``wait_ready()``."""
         if self.running:
             return self
@@ -934,15 +933,5 @@ class CeleryWorker(_Managed):
 
     def close(self) -> None:
         self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+        self._remove_own_dir()
 
-    def __enter__(self) -> CeleryWorker:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
