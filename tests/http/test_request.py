@@ -152,3 +152,20 @@ def test_protocol_http10():
 def test_uri_setter_merges_its_query():
     r = Request("http://example.com/a?x=1").uri("http://example.com/b?y=2")
     assert r.url() == "http://example.com/b?x=1&y=2"
+
+
+def test_parse_uri_cache_stays_bounded_and_correct_across_a_refill() -> None:
+    """More distinct URLs than the cache holds: each still parses to the same URL as a
+    fresh parse, and the cache never grows past its bound (it starts afresh)."""
+    from sendoff.http import url as url_module
+
+    first = url_module.parse_uri("http://127.0.0.1:9/first")
+    largest = 0
+    for i in range(20_000):
+        text = f"http://10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}:8080/p{i}?q={i}"
+        parsed = url_module.parse_uri(text)
+        assert (parsed.port, parsed.path, parsed.query) == (8080, f"/p{i}", f"q={i}")
+        largest = max(largest, len(url_module._PARSED))
+    assert largest == url_module._PARSED_MAX  # it filled up, and went no further
+    again = url_module.parse_uri("http://127.0.0.1:9/first")
+    assert (again, again.origin_text) == (first, "http://127.0.0.1:9")
