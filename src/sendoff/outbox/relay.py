@@ -52,10 +52,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: Seconds between two looks at the file when nothing was enqueued in this process
 #: (another process may have enqueued, or a retry may have come due).
 POLL_EVERY = 0.25
-#: While messages are in flight, the relay thread waits until this share of them has
-#: answered (or :data:`POLL_EVERY` has passed): one transaction then records those outcomes
-#: and the next claim fills their room at once, instead of a transaction for every few.
-GATHER_SHARE = 4
+#: Seconds the relay lets outcomes gather while many are in flight (one transaction then
+#: records them all).
+GATHER = 0.005
 #: Seconds between two purges of old delivered rows.
 PURGE_EVERY = 60.0
 
@@ -208,8 +207,6 @@ class Relay:
         self._receipts: dict[Receipt, str] = {}  # the receipt in flight -> its message id
         self._renewed_at = 0.0
         self._wake = threading.Event()
-        #: outcomes that wake the relay thread (more while it lets them gather)
-        self._wake_at = 1
         self._idle = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -337,6 +334,10 @@ class Relay:
     def _run(self) -> None:
         try:
             while self._running or self.in_flight():
+                if len(self._outcomes) < self.batch // 4 and self.in_flight() > self.batch // 2:
+                    # many in flight: let a few more outcomes come, then write them at once
+                    self._wake.clear()
+                    self._wake.wait(GATHER)
                 self._write_back()
                 room = self._room()
                 claimed: list[Claimed] = []
@@ -344,22 +345,14 @@ class Relay:
                     claimed = self._claim(room)
                     for message in claimed:
                         self._send(message)
-                flying = self.in_flight()
-                if not flying and not self._outcomes:
+                if not self.in_flight() and not self._outcomes:
                     self._idle.set()
                 self._renew()
                 if self._running:
                     self._maybe_purge()
                 if claimed and len(claimed) == room:
                     continue  # more may be due: go on at once
-                if flying:
-                    # outcomes wake the relay: a share of them at once (other origins' due
-                    # messages are claimed then, or at the poll)
-                    self._wake_at = max(1, flying // GATHER_SHARE)
-                    self._wake.wait(POLL_EVERY)
-                    self._wake_at = 1
-                else:
-                    self._wake.wait(self._pause(bool(claimed)))
+                self._wake.wait(self._pause(bool(claimed)))
                 self._wake.clear()
         except Exception:
             log.critical("the outbox relay stopped on an error", exc_info=True)
@@ -440,8 +433,7 @@ class Relay:
     def _answered(self, message: Claimed, receipt: Receipt) -> None:
         """On the engine thread: hand the outcome to the relay thread."""
         self._outcomes.append((message, receipt))
-        if len(self._outcomes) >= self._wake_at:
-            self._wake.set()
+        self._wake.set()
 
     def _write_back(self) -> None:
         """Turn the outcomes that came in into rows' next states, in one transaction."""
