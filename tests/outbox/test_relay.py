@@ -3,11 +3,15 @@ at their cap."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from sendoff import Outbox
+from sendoff.outbox import relay as relay_module
 from tests.support.recording_server import RecordingServer, Reply
 
 
@@ -29,5 +33,38 @@ def test_a_relay_at_its_per_origin_cap_does_not_spin(
         assert time.process_time() - cpu < 0.3
         assert server.count <= 4  # still one at a time
     finally:
+        outbox.exit_timeout = 0.1
+        outbox.close()
+
+
+def test_origins_that_never_answer_do_not_hold_back_a_healthy_one(
+    tmp_path: Path, make_server: Callable[..., RecordingServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four origins hold their cap of messages in flight without answering; a healthy
+    origin's messages still go out as fast as its answers come back. The relay's poll is
+    made 60 s long, so a relay that waited for it (instead of waking on the healthy
+    origin's outcomes) would leave them waiting past the 20 s deadline."""
+    monkeypatch.setattr(relay_module, "POLL_EVERY", 60.0)
+    release = threading.Event()
+    silent = [make_server(lambda req: Reply(200, b"late", hold=release)) for _ in range(4)]
+    healthy = make_server()
+    outbox = Outbox(tmp_path / "o.sqlite3", connections_per_origin=1, timeout=120)
+    try:
+        cap = relay_module.QUEUED_PER_CONNECTION  # one connection each
+        for server in silent:
+            for n in range(cap):
+                outbox.fire("POST", server.url("/hook"), json={"n": n})
+        for server in silent:
+            server.wait_for(1, timeout=10)  # on the wire, and the rest queued behind it
+        receipts = [outbox.fire("POST", healthy.url("/hook"), json={"n": n}) for n in range(200)]
+        healthy.wait_for(200, timeout=20)
+        deadline = time.monotonic() + 20
+        while any((state := r.status()) is None or state.status != "delivered"
+                  for r in receipts):
+            assert time.monotonic() < deadline, "the healthy origin's outcomes were not recorded"
+            time.sleep(0.02)
+        assert all(server.count == 1 for server in silent)  # still hanging
+    finally:
+        release.set()
         outbox.exit_timeout = 0.1
         outbox.close()
