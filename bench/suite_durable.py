@@ -263,8 +263,7 @@ def _group_commit_table() -> None:
                 f" / {sum(r['stored'] for r in group):,} of {count * len(group):,} each",
             ))
     table(f"Group commit: rows/s stored, {THREADS} threads sharing one Outbox against one"
-          " commit per row (1 thread; and {THREADS} threads with an Outbox each)".replace(
-              "{THREADS}", str(THREADS)),
+          f" commit per row (1 thread; and {THREADS} threads with an Outbox each)",
           ["durability", "1 thread, a commit per row", f"{THREADS} threads, a commit per row",
            f"{THREADS} threads, group commit", f"group x {THREADS} threads a commit per row",
            "group x 1 thread", "rows per transaction (group)",

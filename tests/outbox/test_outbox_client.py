@@ -258,3 +258,28 @@ def test_a_relay_keeps_the_leases_of_what_it_still_has_in_flight(make_server, pa
     assert sorted(paths) == sorted(f"/slow/{n}" for n in range(8))  # each exactly once
     first.close()
     second.close()
+
+
+class _OldStyleRelay:
+    """A relay written for the keyword ``bind`` that came before RelayConfig."""
+
+    def bind(self, store: Store, *, emitter: object, settings: object) -> None:
+        raise AssertionError("never called")
+
+    def wake(self) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None: ...
+
+    def counters(self) -> dict[str, object]:
+        return {}
+
+
+def test_a_relay_with_the_old_bind_signature_is_refused_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(TypeError, match=r"_OldStyleRelay\.bind must take \(store, config\)"):
+        Outbox(tmp_path / "o.sqlite3", relay=_OldStyleRelay())  # type: ignore[arg-type]
+    Outbox(tmp_path / "o.sqlite3", relay=None).close()  # the file was left usable

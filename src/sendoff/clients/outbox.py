@@ -10,6 +10,7 @@ delivered once a process opens the file again (a relay of any process on the fil
 from __future__ import annotations
 
 import atexit
+import inspect
 import os
 import threading
 import time
@@ -136,6 +137,8 @@ class Outbox(Client[OutboxReceipt]):
                 f"relay must be 'thread', None or a relay object (bind, wake, flush, stop,"
                 f" counters), not {type(relay).__name__}"
             )
+        elif relay is not None:
+            _check_bind(relay)
         chosen = path if path is not None else os.environ.get("SENDOFF_OUTBOX") or DEFAULT_PATH
         self.store = Store(chosen, durability=durability, busy_timeout=busy_timeout,
                            max_rows=max_rows)
@@ -278,6 +281,20 @@ class Outbox(Client[OutboxReceipt]):
         if self.relay is not None:
             self.relay.stop(self.exit_timeout)
         self.store.close()
+
+
+def _check_bind(backend: RelayBackend) -> None:
+    """A relay object whose ``bind`` does not take ``(store, config)`` (one written for
+    sendoff before the config was one object) is refused with a message saying so."""
+    try:
+        inspect.signature(backend.bind).bind(None, None)
+    except TypeError:
+        raise TypeError(
+            f"relay: {type(backend).__name__}.bind must take (store, config), config being"
+            " a sendoff.outbox.relay.RelayConfig"
+        ) from None
+    except ValueError:  # no signature to read (a builtin): let the call say
+        pass
 
 
 _open: weakref.WeakSet[Outbox] = weakref.WeakSet()

@@ -194,9 +194,10 @@ class Relay:
         self.rng = rng or random.Random()
         self._lease_given = lease
         self._configure(RelayConfig(
-            emitter if emitter is not None else Emitter(),
-            settings if settings is not None else Settings(max_queue=10_000_000),
-            timeout, deadline, idempotency_header, per_origin, circuit, keep_delivered, lease,
+            emitter=emitter if emitter is not None else Emitter(),
+            settings=settings if settings is not None else Settings(max_queue=10_000_000),
+            timeout=timeout, deadline=deadline, idempotency_header=idempotency_header,
+            per_origin=per_origin, circuit=circuit, keep_delivered=keep_delivered, lease=lease,
         ))
         self.owner = new_owner()
         self._pid = os.getpid()
