@@ -164,10 +164,8 @@ class FireAndForget(Client[Receipt]):
         ``params`` go in the query string, ``data`` in a form body, ``json`` in a JSON
         body (``None`` means no body), ``headers`` are added as given.
         """
-        if not self.emitter.has_listeners() and (
-            timeout is None or (isinstance(timeout, int | float) and timeout > 0)
-        ):
-            fast = fire_wire(method, url, params, data, json, headers)
+        if not self.emitter.has_listeners():
+            fast = fire_wire(method, url, params, data, json, headers, timeout)
             if fast is not None:
                 wait = timeout or self.timeout
                 return self._submit(fast[0], fast[1], wait, self.deadline or 2 * wait)

@@ -228,11 +228,10 @@ class Outbox(Client[OutboxReceipt]):
         ordering_key: str | None = None,
     ) -> OutboxReceipt:
         """Store ``method url`` (arguments as :func:`sendoff.fire`); return once committed."""
-        given = timeout is None or (isinstance(timeout, int | float) and timeout > 0)
         chosen = key
         if chosen is None and headers:
             chosen = next((str(v) for k, v in headers.items() if k.lower() == self.lower), None)
-        fast = fire_wire(method, url, params, data, json, headers) if given else None
+        fast = fire_wire(method, url, params, data, json, headers, timeout)
         if fast is None:  # the less common shapes: the Request checks and renders them
             request = build_request(method, url, params, data, json, headers, timeout)
             return self.execute(request, key=chosen, ordering_key=ordering_key)

@@ -49,11 +49,15 @@ def fire_wire(
     data: Mapping[str, Any] | None,
     json: Any,
     headers: Mapping[str, Any] | None,
+    timeout: float | None = None,
 ) -> tuple[URL, bytes] | None:
-    """(parsed URL, wire bytes) for a common fire, or None to take the Request path.
+    """(parsed URL, wire bytes) for a common fire, or None to take the Request path
+    (also for a ``timeout`` that is not a positive number: Request says what is wrong).
 
     Raises InvalidRequest for bad input, exactly as Request would.
     """
+    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+        return None
     parsed = parse_uri(url)
     if parsed.query or parsed.username is not None or not parsed.scheme:
         return None
