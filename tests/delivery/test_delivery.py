@@ -185,6 +185,8 @@ def test_bad_input_raises_at_once_in_the_caller(client):
         sendoff.fire("GE T", "http://127.0.0.1:1/")
     with pytest.raises(sendoff.InvalidRequest, match="timeout"):
         sendoff.fire("GET", "http://127.0.0.1:1/", timeout=-1)
+    with pytest.raises(sendoff.InvalidRequest, match="timeout"):  # as Request(timeout=True)
+        sendoff.fire("GET", "http://127.0.0.1:1/", timeout=True)  # type: ignore[arg-type]
 
 
 def test_wait_times_out_without_raising(make_server, client):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
-from sendoff import Outbox, OutboxError, Request
+from sendoff import InvalidRequest, Outbox, OutboxError, Request
 from sendoff.outbox import NewMessage, Store
 from sendoff.outbox.relay import Circuit, Relay
 from sendoff.subscribers import StandardWebhooks
@@ -283,3 +283,14 @@ def test_a_relay_with_the_old_bind_signature_is_refused_with_a_clear_error(
     with pytest.raises(TypeError, match=r"_OldStyleRelay\.bind must take \(store, config\)"):
         Outbox(tmp_path / "o.sqlite3", relay=_OldStyleRelay())  # type: ignore[arg-type]
     Outbox(tmp_path / "o.sqlite3", relay=None).close()  # the file was left usable
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, "1", True])
+def test_a_bad_timeout_is_invalid_request_naming_it(tmp_path: Path, timeout: object) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3", relay=None)
+    try:
+        with pytest.raises(InvalidRequest, match="timeout"):
+            outbox.fire("GET", "http://127.0.0.1:1/", timeout=timeout)  # type: ignore[arg-type]
+        assert outbox.stats()["total"] == 0
+    finally:
+        outbox.close()

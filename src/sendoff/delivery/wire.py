@@ -56,7 +56,9 @@ def fire_wire(
 
     Raises InvalidRequest for bad input, exactly as Request would.
     """
-    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+    if timeout is not None and (
+        isinstance(timeout, bool) or not (isinstance(timeout, int | float) and timeout > 0)
+    ):
         return None
     parsed = parse_uri(url)
     if parsed.query or parsed.username is not None or not parsed.scheme:
