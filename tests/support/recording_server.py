@@ -15,9 +15,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import httptools
+
+T = TypeVar("T")
+
+
+def wait_for_count(
+    cond: threading.Condition, received: list[T], n: int, timeout: float
+) -> list[T]:
+    """Wait on ``cond`` (notified as requests are appended to ``received``) until
+    ``received`` holds ``n``; a copy of it then, AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout
+    with cond:
+        while len(received) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"server received {len(received)} of {n} requests")
+            cond.wait(left)
+        return list(received)
 
 
 @dataclass
@@ -176,14 +194,7 @@ class RecordingServer:
 
     def wait_for(self, n: int, timeout: float = 10.0) -> list[Recorded]:
         """Wait until ``n`` requests have arrived (AssertionError at the deadline)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.received) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"server received {len(self.received)} of {n} requests")
-                self._cond.wait(left)
-            return list(self.received)
+        return wait_for_count(self._cond, self.received, n, timeout)
 
     def _record(self, req: Recorded) -> None:
         with self._cond:

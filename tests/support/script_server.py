@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import httptools
 
+from tests.support.recording_server import wait_for_count
+
 Script = Callable[["Peer"], Awaitable[None]]
 
 
@@ -350,14 +352,7 @@ class ScriptServer:
 
     def wait_for(self, n: int, timeout: float = 10.0) -> list[Req]:
         """Wait until ``n`` requests have been received (AssertionError at the deadline)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.received) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"server received {len(self.received)} of {n}")
-                self._cond.wait(left)
-            return list(self.received)
+        return wait_for_count(self._cond, self.received, n, timeout)
 
     def targets(self, which: str = "received") -> list[str]:
         with self._cond:
