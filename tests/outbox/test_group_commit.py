@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from sendoff.outbox import OutboxError, Store
+from tests.support.process_server import wait_until
 
 from .conftest import message, worker
-
-
-def _wait_for(predicate: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.001)
 
 
 # With synchronous=NORMAL a commit takes tens of microseconds, often less than it takes the
@@ -80,7 +72,7 @@ def test_writes_arriving_while_a_transaction_waits_join_it(store: Store, db_path
     try:
         for t in threads:
             t.start()
-        _wait_for(lambda: store.pending_writes == 8)
+        wait_until(lambda: store.pending_writes == 8, timeout=10, interval=0.001)
         assert results == {}  # nobody returned: nothing is committed yet
     finally:
         holder.stdin.write("go\n")

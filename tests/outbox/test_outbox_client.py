@@ -21,6 +21,7 @@ from sendoff import InvalidRequest, Outbox, OutboxError, Request
 from sendoff.outbox import NewMessage, Store
 from sendoff.outbox.relay import Circuit, Relay
 from sendoff.subscribers import StandardWebhooks
+from tests.support.process_server import wait_until
 from tests.support.recording_server import Recorded, Reply
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -165,8 +166,8 @@ def test_the_schedule_runs_on_an_injected_clock(make_server, path):
     relay.start()
     try:
         relay.wake()
-        state = _wait_for(lambda: _attempts(store, receipt.id) == 1 and
-                          store.status(receipt.id).status == "pending")
+        state = wait_until(lambda: _attempts(store, receipt.id) == 1 and
+                           store.status(receipt.id).status == "pending", timeout=10)
         # the second attempt is due 300 s (+-20%) later, on the injected clock
         first_retry = store.status(receipt.id).next_attempt_at - now[0]
         assert 240 <= first_retry <= 360
@@ -175,13 +176,13 @@ def test_the_schedule_runs_on_an_injected_clock(make_server, path):
         assert _attempts(store, receipt.id) == 1  # not yet due
         now[0] += 2
         relay.wake()
-        _wait_for(lambda: _attempts(store, receipt.id) == 2 and
-                  store.status(receipt.id).status == "pending")
+        wait_until(lambda: _attempts(store, receipt.id) == 2 and
+                   store.status(receipt.id).status == "pending", timeout=10)
         second_retry = store.status(receipt.id).next_attempt_at - now[0]
         assert 1440 <= second_retry <= 2160
         now[0] += second_retry + 1
         relay.wake()
-        state = _wait_for(lambda: store.status(receipt.id).status == "dead")
+        state = wait_until(lambda: store.status(receipt.id).status == "dead", timeout=10)
         assert state
         assert len(srv.received) == 3
     finally:
@@ -192,19 +193,6 @@ def test_the_schedule_runs_on_an_injected_clock(make_server, path):
 def _attempts(store: Store, ident: str) -> int:
     state = store.status(ident)
     return state.attempts if state is not None else -1
-
-
-def _wait_for(check, timeout: float = 10.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
 
 
 def test_ordering_keys_arrive_in_order_through_random_failures(make_server, path):
@@ -248,7 +236,7 @@ def test_a_relay_keeps_the_leases_of_what_it_still_has_in_flight(make_server, pa
     first = Outbox(path, lease=0.5, connections_per_origin=4)
     for n in range(8):
         first.fire("POST", srv.url(f"/slow/{n}"), json={"n": n})
-    wait_until_count = _wait_for(lambda: srv.count >= 4, timeout=10)
+    wait_until_count = wait_until(lambda: srv.count >= 4, timeout=10)
     assert wait_until_count
     second = Outbox(path, lease=0.5)
     second.relay.wake()  # type: ignore[union-attr]
