@@ -19,6 +19,7 @@ from tests.support.brokers import (
     CeleryWorker,
     RabbitMQServer,
     RedisServer,
+    launch_together,
     pid_alive,
     wait_until,
 )
@@ -200,15 +201,12 @@ def test_two_workers_run_100_tasks(
     celery_worker_factory: Callable[..., CeleryWorker],
     tmp_path: Path,
 ) -> None:
-    workers = [
+    workers = launch_together(
         celery_worker_factory(broker_url, queue=celery_queue, concurrency=2, conf=AT_LEAST_ONCE,
                               start=False)
         for _ in range(2)
-    ]
+    )
     for worker in workers:
-        worker.launch()
-    for worker in workers:
-        worker.wait_ready()
         assert len(worker.wait_for_children()) == 2
 
     out = tmp_path / "lines.txt"
@@ -231,14 +229,10 @@ def test_worker_kill_child_stop_and_kill(
     celery_worker_factory: Callable[..., CeleryWorker],
     tmp_path: Path,
 ) -> None:
-    stopped, killed = (
+    stopped, killed = launch_together(
         celery_worker_factory(redis_server.url, queue=celery_queue, concurrency=2, start=False)
         for _ in range(2)
     )
-    for worker in (stopped, killed):
-        worker.launch()
-    for worker in (stopped, killed):
-        worker.wait_ready()
 
     # one pool process SIGKILLed: the pool replaces it and the worker keeps working
     before = stopped.wait_for_children()
@@ -312,15 +306,11 @@ def test_task_of_killed_worker_runs_on_the_other(
             "visibility_timeout": 2, "unacked_restore_interval": 1, "unacked_restore_throttle": 1,
         },
     }
-    workers = [
+    workers = launch_together(
         celery_worker_factory(broker_url, queue=celery_queue, concurrency=1, conf=conf,
                               start=False)
         for _ in range(2)
-    ]
-    for worker in workers:
-        worker.launch()
-    for worker in workers:
-        worker.wait_ready()
+    )
     out = tmp_path / "lines.txt"
     app = make_app(broker_url, task_default_queue=celery_queue, **conf)
     try:

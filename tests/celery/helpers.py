@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sendoff import Outbox
-from tests.support.brokers import CeleryWorker
+from tests.support.brokers import CeleryWorker, launch_together
 from tests.support.recording_server import Recorded
 
 APP = "tests.celery.worker_app"
@@ -28,16 +28,11 @@ def start_workers(
     conf: dict[str, Any] | None = None,
 ) -> list[CeleryWorker]:
     """``count`` workers of the sendoff test app on ``queue``, launched together."""
-    workers = [
+    return launch_together(
         factory(broker_url, app=APP, queue=queue, concurrency=concurrency, start=False,
                 env=env or {}, conf=conf or {})
         for _ in range(count)
-    ]
-    for worker in workers:
-        worker.launch()
-    for worker in workers:
-        worker.wait_ready()
-    return workers
+    )
 
 
 def body_number(req: Recorded) -> int:

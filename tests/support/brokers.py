@@ -935,3 +935,13 @@ class CeleryWorker(_Managed):
         self.stop()
         self._remove_own_dir()
 
+
+def launch_together(workers: Iterable[CeleryWorker]) -> list[CeleryWorker]:
+    """Launch every worker first, then wait for each to be ready (they start side by side,
+    not one after another); the workers, in order."""
+    started = list(workers)
+    for worker in started:
+        worker.launch()
+    for worker in started:
+        worker.wait_ready()
+    return started
