@@ -26,6 +26,17 @@ def percentile(samples: Sequence[float], q: float) -> float:
     return ordered[k]
 
 
+def timed_us(n: int, call: Callable[[int], object]) -> list[float]:
+    """µs of each of ``n`` calls ``call(i)``, timed one by one."""
+    samples = []
+    clock = time.perf_counter_ns
+    for i in range(n):
+        start = clock()
+        call(i)
+        samples.append((clock() - start) / 1000)
+    return samples
+
+
 def median(samples: Sequence[float]) -> float:
     return statistics.median(samples) if samples else float("nan")
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.nginx import Nginx
-from bench.report import percentile, table
+from bench.report import percentile, table, timed_us
 from sendoff import FireAndForget, Outbox
 from sendoff.celery import CeleryRelay
 from tests.support.brokers import CeleryWorker, RedisServer
@@ -43,16 +43,6 @@ CALLS = 2000  # per round and way of calling
 DELIVERY_ROUNDS = 3
 MESSAGES = 20_000
 CONNECTIONS = 16
-
-
-def _timed(n: int, call: Callable[[int], Any]) -> list[float]:
-    samples = []
-    clock = time.perf_counter_ns
-    for i in range(n):
-        start = clock()
-        call(i)
-        samples.append((clock() - start) / 1000)
-    return samples
 
 
 def caller_cost(redis: RedisServer, scratch: Path) -> list[tuple[str, int, float, float, str]]:
@@ -82,7 +72,7 @@ def caller_cost(redis: RedisServer, scratch: Path) -> list[tuple[str, int, float
     for _ in range(ROUNDS):
         for name, call in ways.items():
             gc.collect()
-            samples[name] += _timed(CALLS, call)
+            samples[name] += timed_us(CALLS, call)
     outbox.exit_timeout = 1.0
     outbox.close()
     bare.close()

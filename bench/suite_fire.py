@@ -31,7 +31,7 @@ from typing import Any
 
 import sendoff
 from bench.nginx import Nginx
-from bench.report import bar_plot, percentile, quick, table
+from bench.report import bar_plot, percentile, quick, table, timed_us
 from sendoff import FireAndForget, Request
 from tests.support.recording_server import RecordingServer, Reply
 
@@ -50,16 +50,6 @@ PAYLOAD = {"event": "signup", "user": 42}
 
 
 # -- 1. caller cost -------------------------------------------------------------------------
-def _timed(n: int, call: Callable[[int], Any]) -> list[float]:
-    samples = []
-    clock = time.perf_counter_ns
-    for i in range(n):
-        start = clock()
-        call(i)
-        samples.append((clock() - start) / 1000)
-    return samples
-
-
 def caller_cost() -> list[tuple[str, int, list[float], int]]:
     """(name, calls, microseconds per call, server received) per way of sending."""
     import pycurl
@@ -75,7 +65,7 @@ def caller_cost() -> list[tuple[str, int, list[float], int]]:
     def row(name: str, n: int, call: Callable[[int], Any], drain: Callable[[], None]) -> None:
         before = slow.count
         gc.collect()
-        samples = _timed(n, call)
+        samples = timed_us(n, call)
         drain()
         deadline = time.monotonic() + 60
         while slow.count - before < n and time.monotonic() < deadline:
