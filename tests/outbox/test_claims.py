@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from sendoff.outbox import Store
+from sendoff.outbox import Outcome, Store
 
 from .conftest import Clock, message
 
@@ -34,6 +34,29 @@ def test_a_valid_lease_is_never_given_twice_and_an_expired_one_comes_back(
     assert not store.delivered(again[0].id, "p1", 200, now=t + 31)
     assert not store.retry_later(again[0].id, "p1", 503, "x", t + 40, now=t + 31)
     assert store.delivered(again[0].id, "p2", 200, now=t + 31)
+
+
+def test_a_claim_gives_back_exactly_what_was_stored(store: Store) -> None:
+    """Every field a claim reads comes back as stored: wire bytes of every value, small
+    and far above what a claim reads in line, exact reals, non-ASCII keys and URLs."""
+    binary = bytes(range(256)) * 4
+    big = b"POST /big HTTP/1.1\r\nContent-Length: 300000\r\n\r\n" + b"\x00\xff" * 150_000
+    first_at, second_at = 1234567.123456789, 1234567.5
+    stored = [
+        store.add(message(0, wire=binary, timeout=0.1 + 0.2, key="clé-ü"), now=first_at),
+        store.add(message(1, wire=big, url="http://a.example/ü?q=ß", ordering_key="ö"),
+                  now=second_at),
+        store.add(message(2), now=1234568.25),
+    ]
+    claimed = {c.id: c for c in store.claim("p1", 10, 30.0, now=1234570.0)}
+    assert set(claimed) == {s.id for s in stored}
+    first, second, third = (claimed[s.id] for s in stored)
+    assert (first.wire, first.timeout, first.key) == (binary, 0.1 + 0.2, "clé-ü")
+    assert first.created_at == first_at
+    assert (second.wire, second.url) == (big, "http://a.example/ü?q=ß")
+    assert (second.ordering_key, second.created_at) == ("ö", second_at)
+    assert (third.wire, third.key) == (message(2).wire, third.id)
+    assert store.finish("p1", [Outcome(c.id, "delivered", 200) for c in claimed.values()]) == 3
 
 
 def test_a_lease_expiring_during_the_last_attempt_makes_the_message_dead(

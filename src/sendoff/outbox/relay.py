@@ -335,10 +335,7 @@ class Relay:
     def _run(self) -> None:
         try:
             while self._running or self.in_flight():
-                if len(self._outcomes) < self.batch // 4 and self.in_flight() > self.batch // 2:
-                    # many in flight: let a few more outcomes come, then write them at once
-                    self._wake.clear()
-                    self._wake.wait(GATHER)
+                self._gather()
                 self._write_back()
                 room = self._room()
                 claimed: list[Claimed] = []
@@ -359,6 +356,23 @@ class Relay:
             log.critical("the outbox relay stopped on an error", exc_info=True)
         finally:
             self._idle.set()
+
+    def _gather(self) -> None:
+        """Let outcomes gather for one write-back (a transaction): until a quarter of a
+        batch has come, none is still out, or ``GATHER`` seconds have passed."""
+        outcomes = self._outcomes
+        if not outcomes:
+            return
+        enough = self.batch // 4
+        limit = time.monotonic() + GATHER
+        while len(outcomes) < enough and len(outcomes) < self.in_flight():
+            left = limit - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.clear()
+            if len(outcomes) >= enough:  # came between the test and the clear
+                return
+            self._wake.wait(left)
 
     def _origin_cap(self) -> int:
         return self.config.per_origin * QUEUED_PER_CONNECTION
@@ -393,16 +407,19 @@ class Relay:
         now = self.clock()
         paused = []
         in_flight = {}
+        cap = self._origin_cap()
         for origin, state in self._origins.items():
-            in_flight[origin] = state.in_flight
+            # an origin more than half full waits for room for a good batch: claims of a
+            # few rows each cost a transaction apiece
+            in_flight[origin] = state.in_flight if state.in_flight <= cap // 2 else cap
             if state.open_until > now:
                 paused.append(origin)
             elif state.failures >= self.config.circuit.failures:  # half-open: one probe at a time
-                in_flight[origin] = max(state.in_flight, self._origin_cap() - 1)
+                in_flight[origin] = max(in_flight[origin], cap - 1)
         try:
             return self.store.claim(
                 self.owner, room, self.config.lease_seconds, now,
-                per_origin_limit=self._origin_cap(), in_flight=in_flight, paused=paused,
+                per_origin_limit=cap, in_flight=in_flight, paused=paused,
             )
         except errors.OutboxError:
             log.warning("the outbox relay could not claim messages", exc_info=True)
@@ -432,9 +449,16 @@ class Relay:
         )
 
     def _answered(self, message: Claimed, receipt: Receipt) -> None:
-        """On the engine thread: hand the outcome to the relay thread."""
-        self._outcomes.append((message, receipt))
-        self._wake.set()
+        """On the engine thread: hand the outcome to the relay thread.
+
+        Wakes it for the first outcome since its last write-back and when a batch has
+        gathered, not for each one: a wake-up per outcome cost both threads a futex call
+        and a turn of the GIL per message."""
+        outcomes = self._outcomes
+        outcomes.append((message, receipt))
+        gathered = len(outcomes)
+        if gathered == 1 or gathered == self.batch // 4:
+            self._wake.set()
 
     def _write_back(self) -> None:
         """Turn the outcomes that came in into rows' next states, in one transaction."""

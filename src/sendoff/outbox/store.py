@@ -59,7 +59,6 @@ APPLICATION_ID = 0x736E646F
 MAX_BATCH = 1000
 _MAX_GROUP = 512  # at most this many writes share one transaction
 _MAX_ERROR_TEXT = 2000
-_FINISH_CHUNK = 500  # outcomes per statement (5 bound parameters each)
 _AUTOCHECKPOINT_PAGES = 10_000  # about 40 MB of WAL when no relay claims (and checkpoints)
 _CHECKPOINT_EVERY = 1.0  # seconds between the checkpoints claim() runs
 
@@ -131,9 +130,18 @@ _COLUMNS = (
     "id, coalesce(key, id), status, attempts, last_status, last_error, next_attempt_at, created_at,"
     " delivered_at, ordering_key, origin, method, url, lease_owner, lease_expires, replays"
 )
-_CLAIM_COLUMNS = (
-    "seq, id, coalesce(key, id), method, url, origin, wire, timeout, ordering_key, attempts,"
-    " round_start, schedule, created_at, status"
+# One claim reads the rows it takes in one step, as one JSON array: Python's sqlite3 lets go
+# of the GIL at every step, and a step per row cost the relay its engine's share of the GIL
+# (measured: 67 against 30 us per message claimed and finished, beside a thread doing I/O).
+# Reals travel as exact text; wire bytes as hex, up to _INLINE_WIRE bytes (a larger one is
+# read on its own, so the array stays far below SQLite's string limit).
+_INLINE_WIRE = 65536
+_CLAIM_ROWS = (
+    "SELECT json_group_array(json_array(seq, id, coalesce(key, id), method, url, origin,"
+    f" CASE WHEN length(wire) <= {_INLINE_WIRE} THEN hex(wire) END,"
+    " printf('%!.17g', timeout), ordering_key, attempts, round_start, schedule,"
+    " printf('%!.17g', created_at), status)) FROM messages"
+    " WHERE seq IN (SELECT value FROM json_each(?))"
 )
 
 
@@ -1031,21 +1039,24 @@ class Store:
             return min(limit, per_origin_limit - flying.get(origin, 0))
 
         def take(conn: sqlite3.Connection) -> list[Claimed]:
+            def wire(seq: int) -> bytes:
+                row = conn.execute("SELECT wire FROM messages WHERE seq = ?", (seq,)).fetchone()
+                return bytes(row[0])
+
             queues: list[list[int]] = []
             last_origin = self._origin_cursor
             for origin in self._due_origins(conn, at):
                 room = budget(origin)
                 if room <= 0:
                     continue
-                seqs = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT seq FROM messages INDEXED BY messages_due"
-                        " WHERE origin = ? AND claimable_at <= ? ORDER BY claimable_at"
-                        " LIMIT ?",
+                seqs: list[int] = json.loads(
+                    conn.execute(
+                        "SELECT json_group_array(seq) FROM (SELECT seq FROM messages"
+                        " INDEXED BY messages_due WHERE origin = ? AND claimable_at <= ?"
+                        " ORDER BY claimable_at LIMIT ?)",
                         (origin, at, room),
-                    )
-                ]
+                    ).fetchone()[0]
+                )
                 if seqs:
                     queues.append(seqs)
                     last_origin = origin
@@ -1062,16 +1073,14 @@ class Store:
                         break
                 depth += 1
             claimed: list[Claimed] = []
-            leased: list[tuple[str, float, float, int]] = []
+            leased: list[int] = []
             del died[:]  # a retried transaction starts over
-            rows = {}
-            for start in range(0, len(picked), 500):  # SQLite's bound-parameter limit
-                chunk = picked[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for row in conn.execute(
-                    f"SELECT {_CLAIM_COLUMNS} FROM messages WHERE seq IN ({marks})", chunk
-                ):
-                    rows[row[0]] = row
+            rows = {
+                row[0]: row
+                for row in json.loads(
+                    conn.execute(_CLAIM_ROWS, (json.dumps(picked),)).fetchone()[0]
+                )
+            }
             for seq in picked:
                 row = rows[seq]
                 steps = _schedule_of(row[11])
@@ -1082,7 +1091,7 @@ class Store:
                     self._finish_row(conn, seq, row[8], "dead", _KEEP, error, at)
                     died.append(row[1])
                     continue
-                leased.append((owner, expires, expires, seq))
+                leased.append(seq)
                 claimed.append(
                     Claimed(
                         id=row[1],
@@ -1090,23 +1099,24 @@ class Store:
                         method=row[3],
                         url=row[4],
                         origin=row[5],
-                        wire=row[6],
-                        timeout=row[7],
+                        wire=bytes.fromhex(row[6]) if row[6] is not None else wire(seq),
+                        timeout=float(row[7]),
                         ordering_key=row[8],
                         attempt=attempt,
                         attempts=row[9] + 1,
                         schedule=steps,
-                        created_at=row[12],
+                        created_at=float(row[12]),
                         lease_owner=owner,
                         lease_expires=expires,
                     )
                 )
-            conn.executemany(
-                "UPDATE messages SET status = 'delivering', lease_owner = ?,"
-                " lease_expires = ?, claimable_at = ?, attempts = attempts + 1"
-                " WHERE seq = ?",
-                leased,
-            )
+            if leased:
+                conn.execute(
+                    "UPDATE messages SET status = 'delivering', lease_owner = ?,"
+                    " lease_expires = ?, claimable_at = ?, attempts = attempts + 1"
+                    " WHERE seq IN (SELECT value FROM json_each(?))",
+                    (owner, expires, expires, json.dumps(leased)),
+                )
             return claimed
 
         died: list[str] = []
@@ -1254,36 +1264,56 @@ class Store:
             if item.verdict == "retry" and item.next_attempt_at is None:
                 raise ValueError("next_attempt_at: required for a retry")
 
+        rows = json.dumps([
+            [
+                item.id,
+                item.verdict,
+                item.status,
+                item.error[:_MAX_ERROR_TEXT] if item.error is not None else None,
+                item.next_attempt_at,
+            ]
+            for item in items
+        ])
+        ended = json.dumps([item.id for item in items if item.verdict != "retry"])
+
         def apply(conn: sqlite3.Connection) -> int:
-            applied = 0
-            # one statement per kind and chunk: each row applies only if still leased
-            for start in range(0, len(items), _FINISH_CHUNK):
-                chunk = items[start : start + _FINISH_CHUNK]
-                values = []
-                for item in chunk:
-                    error = item.error[:_MAX_ERROR_TEXT] if item.error is not None else None
-                    values += [item.id, item.verdict, item.status, error, item.next_attempt_at]
-                marks = ",".join(["(?,?,?,?,?)"] * len(chunk))
-                updated = conn.execute(
-                    f"WITH v(id, verdict, status, error, next) AS (VALUES {marks})"
-                    " UPDATE messages SET"
-                    " status = CASE v.verdict WHEN 'retry' THEN 'pending' ELSE v.verdict END,"
-                    " last_status = v.status, last_error = v.error,"
-                    " next_attempt_at = CASE v.verdict WHEN 'retry' THEN v.next"
-                    "   ELSE messages.next_attempt_at END,"
-                    " claimable_at = CASE v.verdict WHEN 'retry' THEN v.next ELSE NULL END,"
-                    " delivered_at = CASE v.verdict WHEN 'delivered' THEN ? ELSE NULL END,"
-                    " blocked = CASE v.verdict WHEN 'retry' THEN messages.blocked ELSE NULL END,"
-                    " lease_owner = NULL, lease_expires = NULL"
-                    " FROM v WHERE messages.id = v.id AND messages.status = 'delivering'"
-                    " AND messages.lease_owner = ?"
-                    " RETURNING ordering_key, status",
-                    [*values, at, owner],
-                ).fetchall()
-                applied += len(updated)
-                for ordering_key, status in updated:
-                    if ordering_key is not None and status != "pending":
-                        Store._unblock_next(conn, ordering_key)
+            # One statement for them all (see _CLAIM_ROWS on steps). A message that ends
+            # hands its ordering key's turn to the next: find those keys first, while their
+            # rows are still leased to owner (a file without ordered messages skips it).
+            keys: list[str] = []
+            if conn.execute(
+                "SELECT 1 FROM messages INDEXED BY messages_ordering"
+                " WHERE blocked IS NOT NULL LIMIT 1"
+            ).fetchone():
+                keys = json.loads(
+                    conn.execute(
+                        "SELECT json_group_array(DISTINCT ordering_key) FROM messages"
+                        " WHERE id IN (SELECT value FROM json_each(?))"
+                        " AND ordering_key IS NOT NULL AND status = 'delivering'"
+                        " AND lease_owner = ?",
+                        (ended, owner),
+                    ).fetchone()[0]
+                )
+            applied = conn.execute(
+                "UPDATE messages SET"
+                " status = CASE v.verdict WHEN 'retry' THEN 'pending' ELSE v.verdict END,"
+                " last_status = v.status, last_error = v.error,"
+                " next_attempt_at = CASE v.verdict WHEN 'retry' THEN v.next"
+                "   ELSE messages.next_attempt_at END,"
+                " claimable_at = CASE v.verdict WHEN 'retry' THEN v.next ELSE NULL END,"
+                " delivered_at = CASE v.verdict WHEN 'delivered' THEN ? ELSE NULL END,"
+                " blocked = CASE v.verdict WHEN 'retry' THEN messages.blocked ELSE NULL END,"
+                " lease_owner = NULL, lease_expires = NULL"
+                " FROM (SELECT json_extract(value, '$[0]') AS id,"
+                " json_extract(value, '$[1]') AS verdict, json_extract(value, '$[2]') AS status,"
+                " json_extract(value, '$[3]') AS error, json_extract(value, '$[4]') AS next"
+                " FROM json_each(?)) AS v"
+                " WHERE messages.id = v.id AND messages.status = 'delivering'"
+                " AND messages.lease_owner = ?",
+                (at, rows, owner),
+            ).rowcount
+            for ordering_key in keys:
+                Store._unblock_next(conn, ordering_key)
             return applied
 
         return self._write(apply) if items else 0
