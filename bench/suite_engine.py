@@ -27,6 +27,12 @@ repeats so that a run lasts about ROW_SECONDS on this machine.
 Then the caller-cost table: ``client.fire()`` p50/p99 beside
 ``ThreadPoolExecutor(16).submit`` of a blocking urllib3 request while the server (its own
 process) takes 100 ms per answer; every run waits until the server has answered all.
+
+Last, a table for reading (no target): delivery while another thread of the process runs
+Python without pause. A thread that waits for a socket lets go of the GIL and must then
+wait for it up to the interpreter's switch interval (``sys.setswitchinterval``, 5 ms by
+default), so the minimal loop suffers as sendoff's engine does; the table shows both at
+the default interval and at 1 ms.
 """
 
 from __future__ import annotations
@@ -432,6 +438,73 @@ def origins_table() -> Spread:
     return Spread.of(ratios)
 
 
+def beside_busy_thread(kind: str, url: str, n: int, interval: float) -> dict[str, Any]:
+    """Deliver ``n`` GETs (the minimal loop, or sendoff's fire + flush) while another thread
+    of this process runs Python without pause, with ``interval`` as the switch interval."""
+    import sys
+    import threading
+
+    from bench.anchors import minimal_loop
+
+    sys.setswitchinterval(interval)
+    client = None if kind == "minimal loop" else _client(n, None)
+    if client is not None:
+        _warm(client, url)
+    spinning = threading.Event()
+    spinning.set()
+
+    def spin() -> None:
+        while spinning.is_set():
+            sum(range(200))
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
+    try:
+        if client is None:
+            run = minimal_loop(url, n)
+            elapsed, delivered = run.elapsed, run.delivered
+        else:
+            delivered0 = client.stats()["delivered"]
+            meter = Meter()
+            for _ in range(n):
+                client.fire("GET", url)
+            assert client.flush(FLUSH_TIMEOUT)
+            elapsed = meter.read()[0]
+            delivered = client.stats()["delivered"] - delivered0
+    finally:
+        spinning.clear()
+        spinner.join()
+    return {"rate": delivered / elapsed, "delivered": delivered}
+
+
+def busy_thread_table() -> None:
+    """Requests/s beside a CPU-bound thread: the minimal loop and sendoff, at the default
+    switch interval and at 1 ms (for reading; no target)."""
+    rounds = 1 if QUICK else 3
+    runs: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+    with Nginx() as nginx:
+        url = nginx.url("/")
+
+        def measure(kind: str, n: int, interval: float) -> dict[str, Any]:
+            before = nginx.requests()
+            result = isolated.run("bench.suite_engine:beside_busy_thread", kind=kind, url=url,
+                                  n=n, interval=interval)
+            result["nginx"] = nginx.requests() - before
+            return result
+
+        for interval, n in ((0.005, 300 if QUICK else 1_500), (0.001, 1_000 if QUICK else 5_000)):
+            for kind in ("minimal loop", "sendoff fire() + flush()"):
+                name = f"{kind}, switch interval {interval * 1000:g} ms"
+                runs.append((name, lambda k=kind, m=n, i=interval: measure(k, m, i)))
+        results = interleaved(runs, rounds)
+    rows = [(name, f"{int(r[0]['delivered']):,} x {len(r)}",
+             str(Spread.of([x["rate"] for x in r])), sum(int(x["nginx"]) for x in r))
+            for name, r in results.items()]
+    table(f"Beside a thread running Python without pause, requests/s, {rounds} interleaved"
+          " rounds (for reading: the GIL's switch interval, not the client, sets the pace)",
+          ["row", "requests x rounds", "req/s", "nginx received"], rows)
+
+
 def main() -> None:
     note(f"**engine suite{' (quick)' if QUICK else ''}** · {machine_line()}")
     ratios = []
@@ -440,6 +513,7 @@ def main() -> None:
             ratios.append(throughput(nginx, tls))
     fire_ratio = caller_cost()
     origins_ratio = origins_table()
+    busy_thread_table()
     rows = []
     for r in ratios:
         rows += [
