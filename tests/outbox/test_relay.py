@@ -12,6 +12,7 @@ import pytest
 
 from sendoff import Outbox
 from sendoff.outbox import relay as relay_module
+from tests.support.process_server import wait_until
 from tests.support.recording_server import RecordingServer, Reply
 
 
@@ -33,6 +34,35 @@ def test_a_relay_at_its_per_origin_cap_does_not_spin(
         assert time.process_time() - cpu < 0.3
         assert server.count <= 4  # still one at a time
     finally:
+        outbox.exit_timeout = 0.1
+        outbox.close()
+
+
+def test_messages_for_an_origin_with_room_go_out_while_others_are_held_back(
+    tmp_path: Path, make_server: Callable[..., RecordingServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An origin that never answers holds its cap in flight and has more messages due (the
+    relay is held back); a message then stored for another origin goes out at once, not
+    after the relay's poll (made 60 s long here)."""
+    monkeypatch.setattr(relay_module, "POLL_EVERY", 60.0)
+    release = threading.Event()
+    silent = make_server(lambda req: Reply(200, b"late", hold=release))
+    healthy = make_server()
+    outbox = Outbox(tmp_path / "o.sqlite3", connections_per_origin=1, timeout=120)
+    try:
+        cap = relay_module.QUEUED_PER_CONNECTION  # one connection
+        for n in range(cap + 5):  # five more than may be in flight
+            outbox.fire("POST", silent.url("/hook"), json={"n": n})
+        silent.wait_for(1, timeout=10)
+        relay = outbox.relay
+        assert isinstance(relay, relay_module.Relay)
+        wait_until(lambda: relay.in_flight() > cap // 2, timeout=10)  # the rest held back
+        outbox.fire("POST", healthy.url("/hook"), json={"n": 0})
+        healthy.wait_for(1, timeout=10)
+        assert silent.count == 1  # still hanging
+        assert outbox.store.stats()["pending"] >= 5  # held back: at most cap are out
+    finally:
+        release.set()
         outbox.exit_timeout = 0.1
         outbox.close()
 

@@ -57,6 +57,9 @@ POLL_EVERY = 0.25
 GATHER = 0.005
 #: Seconds between two purges of old delivered rows.
 PURGE_EVERY = 60.0
+#: While the due messages are held back (their origins at their cap), the shortest time
+#: between two wake-ups by messages stored: a new message may be for an origin with room.
+HELD_WAKE = 0.05
 
 
 @dataclass(frozen=True)
@@ -214,9 +217,10 @@ class Relay:
         self._running = False
         self._sender: Sender | None = None
         self._purged_at = 0.0
-        #: due messages are held back (their origins at their cap, or circuits open):
-        #: storing another message does not wake the relay, an outcome does
+        #: due messages are held back (their origins at their cap, or circuits open): an
+        #: outcome wakes the relay, a message stored at most every HELD_WAKE seconds
         self._held = False
+        self._held_woken = 0.0
         self.delivered = self.retried = self.dead = 0
 
     def _configure(self, config: RelayConfig) -> None:
@@ -271,8 +275,14 @@ class Relay:
         """Look at the file now (a message was just stored)."""
         if self._thread is None or self._pid != os.getpid():
             self.start()
-        if not self._held:  # held back: only an outcome (or the poll) frees room
-            self._wake.set()
+        if self._held:
+            # held back: an outcome frees room; a new message may be for an origin with
+            # room, but one claim (a write transaction) per message stored would be a spin
+            now = time.monotonic()
+            if now - self._held_woken < HELD_WAKE:
+                return
+            self._held_woken = now
+        self._wake.set()
 
     def in_flight(self) -> int:
         """Messages handed to the engine and not yet written back."""
@@ -398,8 +408,8 @@ class Relay:
         self._held = left <= 0 and not claimed
         if self._held:
             # due, yet nothing could be claimed: the origins are at their cap or their
-            # circuit is open. An outcome wakes the relay; until then no claim (a write
-            # transaction) every instant, nor one per message stored.
+            # circuit is open. An outcome wakes the relay, or a message stored (at most
+            # every HELD_WAKE); until then no claim (a write transaction) every instant.
             return POLL_EVERY
         return max(0.0, min(POLL_EVERY, left))
 
