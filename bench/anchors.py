@@ -46,6 +46,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from tests.support.debian import PackageInstallError, ensure_binary
+
 CONNECTIONS = 16
 PAYLOAD = {"event": "signup", "user": 42}
 RECORD = b"x" * 300  # the ~300-byte queued request the durable anchors store
@@ -211,16 +213,10 @@ def _drive_tls(poller: select.epoll, conns: dict[int, Any], request: bytes, n: i
 # -- wrk ---------------------------------------------------------------------------------------
 def wrk_binary() -> str | None:
     """wrk, installed from Debian when we are root and it is missing."""
-    import shutil
-
-    found = shutil.which("wrk")
-    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
-        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=300, check=False)
-    return shutil.which("wrk")
+    try:
+        return ensure_binary("wrk", [("wrk",)])
+    except PackageInstallError:
+        return None
 
 
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}

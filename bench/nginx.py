@@ -23,6 +23,8 @@ import tempfile
 import time
 import urllib.request
 
+from tests.support.debian import PackageInstallError, ensure_binary
+
 CONFIG = """
 worker_processes 1;
 master_process off;
@@ -61,22 +63,10 @@ TLS_SERVER = """
 
 def nginx_binary() -> str | None:
     """The nginx executable, installing Debian's package when we are root and it is missing."""
-    found = _which()
-    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "nginx-light"],
-                ["apt-get", "install", "-y", "-qq", "nginx"]):
-        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=300, check=False)
-        found = _which()
-        if found:
-            return found
-    return None
-
-
-def _which() -> str | None:
-    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    try:
+        return ensure_binary("nginx", [("nginx-light",), ("nginx",)])
+    except PackageInstallError:
+        return None
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ Everything listens on 127.0.0.1 only, on ports picked at run time, never the def
 5672, 4369, 25672), so test runs side by side do not collide. Each server keeps its data,
 configuration and log in its own temporary directory, removed by ``close()`` (the context
 manager's exit). A missing ``redis-server`` or ``rabbitmq-server`` is installed with apt
-(:func:`ensure_debian_packages`); if that is impossible the error says why.
+(:func:`tests.support.debian.ensure_packages`); if that is impossible the error says why.
 
 Start, stop and restart wait on a deadline for a real answer (PING, an AMQP handshake, the
 worker's "ready" log line), never a bare sleep; a process that dies while starting raises
@@ -25,7 +25,6 @@ worker's "ready" log line), never a bare sleep; a process that dies while starti
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -41,15 +40,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
+from tests.support.debian import PackageInstallError, ensure_packages
 from tests.support.process_server import wait_until
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _DEFAULT_PORTS = frozenset({6379, 5672, 4369, 25672, 15672})
-
-
-class PackageInstallError(RuntimeError):
-    """A Debian package a test needs is missing and could not be installed."""
 
 
 class ProcessFailed(RuntimeError):
@@ -147,84 +143,6 @@ def _stop_process(
     except (ProcessLookupError, PermissionError):
         pass
     return proc.wait()
-
-
-# --------------------------------------------------------------------------------------------
-# Debian packages
-
-_apt_updated = False
-_APT_LOCK = Path(tempfile.gettempdir()) / "sendoff-tests-apt.lock"
-
-
-def _installed(package: str) -> bool:
-    result = subprocess.run(
-        ["dpkg-query", "-W", "-f=${db:Status-Status}", package],
-        capture_output=True, text=True, check=False,
-    )
-    return result.returncode == 0 and result.stdout.strip() == "installed"
-
-
-def _apt(args: Sequence[str], env: Mapping[str, str], what: str) -> None:
-    result = subprocess.run(
-        ["apt-get", "-q", "-o", "DPkg::Lock::Timeout=300", *args],
-        env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
-    )
-    if result.returncode != 0:
-        raise PackageInstallError(
-            f"{what} failed (apt-get exit {result.returncode}):\n"
-            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
-
-
-def ensure_debian_packages(*names: str) -> None:
-    """Install the Debian packages ``names`` that are not installed yet.
-
-    Runs ``apt-get update`` once per process, then ``apt-get install -y -q
-    --no-install-recommends``, with ``DEBIAN_FRONTEND=noninteractive``; an inter-process lock
-    file serialises parallel test runs. Services the packages ship are not started: if the
-    machine has no ``/usr/sbin/policy-rc.d`` one that denies every start is put there for the
-    install and removed afterwards. Raises :class:`PackageInstallError` with apt's output when
-    a package cannot be installed (not root, no apt, no network, unknown package).
-    """
-    global _apt_updated
-    missing = [name for name in names if not _installed(name)]
-    if not missing:
-        return
-    why = None
-    if shutil.which("apt-get") is None or shutil.which("dpkg-query") is None:
-        why = "this is not a Debian-like system (no apt-get)"
-    elif os.geteuid() != 0:
-        why = f"installing needs root and this process runs as uid {os.geteuid()}"
-    if why:
-        raise PackageInstallError(
-            f"the tests need the Debian packages {missing} and {why}; "
-            f"install them first: apt-get install -y {' '.join(missing)}"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_MODE": "a"}
-    with open(_APT_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be installing them now
-        missing = [name for name in missing if not _installed(name)]
-        if not missing:
-            return
-        if not _apt_updated:
-            _apt(["update"], env, "apt-get update")
-            _apt_updated = True
-        policy = Path("/usr/sbin/policy-rc.d")
-        ours = not policy.exists()
-        if ours:  # do not let the packages start a system-wide broker on the default ports
-            policy.write_text("#!/bin/sh\nexit 101\n")
-            policy.chmod(0o755)
-        try:
-            _apt(
-                ["install", "-y", "--no-install-recommends", *missing],
-                env, f"apt-get install {' '.join(missing)}",
-            )
-        finally:
-            if ours:
-                policy.unlink(missing_ok=True)
-    still = [name for name in missing if not _installed(name)]
-    if still:
-        raise PackageInstallError(f"apt-get reported success but {still} are not installed")
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,7 +281,7 @@ class RedisServer(_Managed):
         if self.running:
             return self
         if not shutil.which("redis-server"):
-            ensure_debian_packages("redis-server")
+            ensure_packages("redis-server")
         for attempt in range(3):
             began = time.monotonic()
             self.proc = self._spawn(self.argv(), os.environ, self.data_dir)
@@ -589,7 +507,7 @@ class RabbitMQServer(_Managed):
         if self._script is not None:
             return
         if not shutil.which("rabbitmq-server"):
-            ensure_debian_packages("rabbitmq-server")
+            ensure_packages("rabbitmq-server")
         home = rabbitmq_home()
         if self.trim_plugins:
             home = _trimmed_home(home, self.data_dir / "home", self.plugins)

@@ -102,8 +102,7 @@ gunicorn 27, uvicorn 0.54, hypercorn 0.18, node 20)
 Missing software is installed on first use (:func:`ensure_debian_packages` for the C
 servers and Node.js, as root with apt-get; pip for gunicorn/uvicorn/hypercorn, which
 pyproject's ``test`` extra already lists); when that is impossible :func:`start_server`
-raises :class:`ServerUnavailable`. Note that on a Debian without a ``policy-rc.d`` that
-forbids it, installing nginx/apache2/lighttpd also starts their system service on port 80.
+raises :class:`ServerUnavailable`. The packages' system services are not started.
 """
 
 from __future__ import annotations
@@ -118,7 +117,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -126,6 +124,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from tests.support import debian
 from tests.support.process_server import ProcessServer, free_port
 
 APPS = Path(__file__).resolve().parent / "apps"
@@ -161,64 +160,12 @@ def new_id(prefix: str = "r") -> str:
 
 # --------------------------------------------------------------------------- installing
 
-_apt_lock = threading.Lock()
-_apt_updated = False
-
-
-def _dpkg_installed(package: str) -> bool:
-    try:
-        out = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Status}", package],
-            capture_output=True, text=True, timeout=60, check=False,
-        ).stdout
-    except FileNotFoundError:
-        return False
-    return out.strip() == "install ok installed"
-
-
-def _apt(*args: str) -> None:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "-qq", *args]
-    try:
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900,
-                              check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise ServerUnavailable(f"{' '.join(cmd)} timed out") from exc
-    if done.returncode != 0:
-        raise ServerUnavailable(
-            f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr.strip()[-2000:]}"
-        )
-
-
 def ensure_debian_packages(*names: str) -> None:
-    """Install those of the Debian packages ``names`` that are not installed.
-
-    ``apt-get update`` runs at most once per process, before the first install;
-    ``apt-get install -y -qq --no-install-recommends`` with ``DEBIAN_FRONTEND=noninteractive``,
-    waiting up to 5 min for a dpkg lock another process holds. Raises
-    :class:`ServerUnavailable` when a package is still missing afterwards, or when it is
-    missing and this process is not root or has no apt-get.
-    """
-    global _apt_updated
-    missing = [name for name in names if not _dpkg_installed(name)]
-    if not missing:
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise ServerUnavailable(
-            f"Debian packages {' '.join(missing)} are not installed and cannot be installed "
-            f"here (not root, or no apt-get): run `apt-get install {' '.join(missing)}`"
-        )
-    with _apt_lock:
-        missing = [name for name in missing if not _dpkg_installed(name)]
-        if not missing:
-            return
-        if not _apt_updated:
-            _apt("update")
-            _apt_updated = True
-        _apt("install", "-y", "--no-install-recommends", *missing)
-        still = [name for name in missing if not _dpkg_installed(name)]
-        if still:
-            raise ServerUnavailable(f"apt-get install did not install {' '.join(still)}")
+    """:func:`tests.support.debian.ensure_packages`, failing with :class:`ServerUnavailable`."""
+    try:
+        debian.ensure_packages(*names)
+    except debian.PackageInstallError as exc:
+        raise ServerUnavailable(str(exc)) from exc
 
 
 def ensure_python_packages(*requirements: str) -> None:
@@ -250,38 +197,14 @@ def _requirement_name(spec: str) -> str:
     return spec
 
 
-def _find_binary(name: str) -> str | None:
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
-
-
 def _ensure_binary(
     name: str, alternatives: Iterable[tuple[str, ...]], needs: Iterable[Path] = ()
 ) -> str:
-    """The path of executable ``name`` (and the files ``needs``), installing the first of
-    ``alternatives`` (tuples of Debian packages) that apt can install, if missing."""
-    needs = list(needs)
-
-    def present() -> str | None:
-        found = _find_binary(name)
-        return found if found and all(path.exists() for path in needs) else None
-
-    found = present()
-    wanted = " and ".join([name, *map(str, needs)])
-    errors: list[str] = []
-    for packages in alternatives:
-        if found:
-            break
-        try:
-            ensure_debian_packages(*packages)
-        except ServerUnavailable as exc:
-            errors.append(str(exc))
-        else:
-            errors.append(f"Debian packages {' '.join(packages)} are installed, "
-                          f"yet still no {wanted}")
-        found = present()
-    if not found:
-        raise ServerUnavailable(f"{wanted} missing:\n" + "\n".join(errors))
-    return found
+    """:func:`tests.support.debian.ensure_binary`, failing with :class:`ServerUnavailable`."""
+    try:
+        return debian.ensure_binary(name, alternatives, needs)
+    except debian.PackageInstallError as exc:
+        raise ServerUnavailable(str(exc)) from exc
 
 
 # ------------------------------------------------------------------------ the servers
