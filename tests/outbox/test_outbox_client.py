@@ -282,3 +282,29 @@ def test_a_bad_timeout_is_invalid_request_naming_it(tmp_path: Path, timeout: obj
         assert outbox.stats()["total"] == 0
     finally:
         outbox.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("key", "order-1\r\nX-Injected: 1"), ("key", "order\x00"), ("key", "заказ-1"),
+     ("key", "order\x7f"), ("ordering_key", "customer\x00"), ("ordering_key", "a\nb")],
+)
+def test_a_key_that_cannot_go_on_the_wire_is_refused_naming_it(
+    tmp_path: Path, field: str, value: str
+) -> None:
+    """The key travels in every attempt's Idempotency-Key header: control characters (a
+    header injected with CR LF) and text that is not latin-1 are refused at fire time, for
+    fire() and execute() alike, and the message is not stored; the value is not echoed."""
+    outbox = Outbox(tmp_path / "o.sqlite3", relay=None)
+    try:
+        with pytest.raises(InvalidRequest, match=field) as fired:
+            outbox.fire("POST", "http://127.0.0.1:1/hook", json={}, **{field: value})
+        assert value not in str(fired.value)
+        request = Request("http://127.0.0.1:1/hook").method("POST")
+        with pytest.raises(InvalidRequest, match=field):
+            outbox.execute(request, **{field: value})
+        assert outbox.stats()["total"] == 0
+        outbox.fire("POST", "http://127.0.0.1:1/hook", json={}, key="order-1:paid é")
+        assert outbox.stats()["total"] == 1  # latin-1 text is a fine key
+    finally:
+        outbox.close()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..delivery.sender import Settings
 from ..delivery.wire import build_request, fire_wire
+from ..http.checks import check_controls, header_value
 from ..http.models import FieldInput, HeaderInput, Response
 from ..outbox.relay import (
     DEFAULT_CIRCUIT,
@@ -205,6 +206,10 @@ class Outbox(Client[OutboxReceipt]):
         key: str | None,
         ordering_key: str | None,
     ) -> OutboxReceipt:
+        if isinstance(key, str):  # it goes on the wire, in the idempotency header
+            header_value("key", key)
+        if isinstance(ordering_key, str):
+            check_controls("ordering_key", ordering_key)
         message = NewMessage(
             method, full_url, url.origin_text, wire, timeout,
             key=key, ordering_key=ordering_key, schedule=self.schedule,
