@@ -57,8 +57,8 @@ POLL_EVERY = 0.25
 GATHER = 0.005
 #: Seconds between two purges of old delivered rows.
 PURGE_EVERY = 60.0
-#: While the due messages are held back (their origins at their cap), the shortest time
-#: between two wake-ups by messages stored: a new message may be for an origin with room.
+#: While the due messages are held back (their origins at their cap), how often the relay
+#: looks for messages stored meanwhile (a new one may be for an origin with room).
 HELD_WAKE = 0.05
 
 
@@ -218,9 +218,10 @@ class Relay:
         self._sender: Sender | None = None
         self._purged_at = 0.0
         #: due messages are held back (their origins at their cap, or circuits open): an
-        #: outcome wakes the relay, a message stored at most every HELD_WAKE seconds
+        #: outcome wakes the relay; a message stored is only noted (``_stored``), and the
+        #: held relay looks at those every HELD_WAKE seconds
         self._held = False
-        self._held_woken = 0.0
+        self._stored = False
         self.delivered = self.retried = self.dead = 0
 
     def _configure(self, config: RelayConfig) -> None:
@@ -278,10 +279,8 @@ class Relay:
         if self._held:
             # held back: an outcome frees room; a new message may be for an origin with
             # room, but one claim (a write transaction) per message stored would be a spin
-            now = time.monotonic()
-            if now - self._held_woken < HELD_WAKE:
-                return
-            self._held_woken = now
+            self._stored = True
+            return
         self._wake.set()
 
     def in_flight(self) -> int:
@@ -350,6 +349,7 @@ class Relay:
                 room = self._room()
                 claimed: list[Claimed] = []
                 if room and self._running:
+                    self._stored = False  # this claim sees every message stored so far
                     claimed = self._claim(room)
                     for message in claimed:
                         self._send(message)
@@ -360,7 +360,11 @@ class Relay:
                     self._maybe_purge()
                 if claimed and len(claimed) == room:
                     continue  # more may be due: go on at once
-                self._wake.wait(self._pause(bool(claimed)))
+                pause = self._pause(bool(claimed))
+                if self._held:
+                    self._wait_held(pause)
+                else:
+                    self._wake.wait(pause)
                 self._wake.clear()
         except Exception:
             log.critical("the outbox relay stopped on an error", exc_info=True)
@@ -384,6 +388,15 @@ class Relay:
                 return
             self._wake.wait(left)
 
+    def _wait_held(self, pause: float) -> None:
+        """Held back: wait up to ``pause`` seconds; an outcome (or stop, or flush) ends the
+        wait at once, messages stored meanwhile at the next HELD_WAKE step."""
+        limit = time.monotonic() + pause
+        while True:
+            left = limit - time.monotonic()
+            if left <= 0 or self._wake.wait(min(HELD_WAKE, left)) or self._stored:
+                return
+
     def _origin_cap(self) -> int:
         return self.config.per_origin * QUEUED_PER_CONNECTION
 
@@ -403,13 +416,14 @@ class Relay:
         except errors.OutboxError:
             log.warning("the outbox relay cannot read the file", exc_info=True)
         if due is None:
+            self._held = False
             return POLL_EVERY * 4
         left = due - self.clock()
         self._held = left <= 0 and not claimed
         if self._held:
             # due, yet nothing could be claimed: the origins are at their cap or their
-            # circuit is open. An outcome wakes the relay, or a message stored (at most
-            # every HELD_WAKE); until then no claim (a write transaction) every instant.
+            # circuit is open. An outcome wakes the relay, a message stored within
+            # HELD_WAKE (see _wait_held); no claim (a write transaction) every instant.
             return POLL_EVERY
         return max(0.0, min(POLL_EVERY, left))
 
