@@ -220,3 +220,25 @@ def test_a_message_waiting_for_a_retry_holds_its_key(store: Store, clock: Clock)
     store.delivered(m1, "r2", 200)
     (c,) = store.claim("r2", 10, 30.0)
     assert c.id == m2
+
+
+def test_outcomes_are_stored_as_text_any_reader_can_read(store: Store, clock: Clock) -> None:
+    """An error text with NUL or a lone surrogate (say, from a server's reason phrase) is
+    stored readable, not cut at the NUL; a retry time that is not finite is refused before
+    anything is written."""
+    first, second = store.add(message(0)), store.add(message(1))
+    claimed = store.claim("p1", 10, 30.0, now=clock.now)
+    assert len(claimed) == 2
+    with pytest.raises(ValueError, match="next_attempt_at"):
+        store.finish("p1", [Outcome(first.id, "retry", 503, "x", float("inf"))], now=clock.now)
+    assert store.finish("p1", [
+        Outcome(first.id, "dead", 400, "bad\x00request"),
+        Outcome(second.id, "dead", None, "broken \udc80 text"),
+    ], now=clock.now) == 2
+    one, two = store.status(first.id), store.status(second.id)
+    assert one is not None
+    assert two is not None
+    assert (one.status, one.last_error) == ("dead", "bad\ufffdrequest")
+    assert (two.status, two.last_error) == ("dead", "broken ? text")
+    with pytest.raises(ValueError, match="ordering_key"):
+        store.add(message(2, ordering_key="a\x00b"))

@@ -133,9 +133,10 @@ _COLUMNS = (
 # One claim reads the rows it takes in one step, as one JSON array: Python's sqlite3 lets go
 # of the GIL at every step, and a step per row cost the relay its engine's share of the GIL
 # (measured: 67 against 30 us per message claimed and finished, beside a thread doing I/O).
-# Reals travel as exact text; wire bytes as hex, up to _INLINE_WIRE bytes (a larger one is
-# read on its own, so the array stays far below SQLite's string limit).
-_INLINE_WIRE = 65536
+# Reals travel as exact text; wire bytes as hex, up to _INLINE_WIRE bytes: a larger one is
+# read on its own step, so that a claim's array (the hex, then its copies in Python) stays
+# a few MB and far below SQLite's string limit.
+_INLINE_WIRE = 8192
 _CLAIM_ROWS = (
     "SELECT json_group_array(json_array(seq, id, coalesce(key, id), method, url, origin,"
     f" CASE WHEN length(wire) <= {_INLINE_WIRE} THEN hex(wire) END,"
@@ -339,6 +340,13 @@ def _schedule_of(text: str) -> tuple[float, ...]:
     return tuple(float(step) for step in json.loads(text))
 
 
+def _error_text(error: str) -> str:
+    """``error`` as stored: at most _MAX_ERROR_TEXT characters of valid UTF-8 without NUL
+    (it travels through JSON, where SQLite would end the text at a NUL)."""
+    text = error[:_MAX_ERROR_TEXT].replace("\x00", "\ufffd")
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _looks_like_id(key: str) -> bool:
     return len(key) == 36 and key.startswith("msg_")
 
@@ -362,6 +370,8 @@ def _check_message(msg: NewMessage) -> tuple[bytes, tuple[tuple[float, ...], str
     for name, value in (("key", msg.key), ("ordering_key", msg.ordering_key)):
         if value is not None and (not isinstance(value, str) or not value or len(value) > 1000):
             raise ValueError(f"{name}: must be a non-empty string of at most 1000 characters")
+        if value is not None and "\x00" in value:
+            raise ValueError(f"{name}: must not contain NUL")
     return bytes(msg.wire), _checked_schedule(msg.schedule)
 
 
@@ -1263,13 +1273,15 @@ class Store:
                 raise ValueError(f"verdict: must be delivered, retry or dead, not {item.verdict!r}")
             if item.verdict == "retry" and item.next_attempt_at is None:
                 raise ValueError("next_attempt_at: required for a retry")
+            if item.next_attempt_at is not None and not math.isfinite(item.next_attempt_at):
+                raise ValueError("next_attempt_at: must be a finite number")
 
         rows = json.dumps([
             [
                 item.id,
                 item.verdict,
                 item.status,
-                item.error[:_MAX_ERROR_TEXT] if item.error is not None else None,
+                None if item.error is None else _error_text(item.error),
                 item.next_attempt_at,
             ]
             for item in items
