@@ -215,7 +215,8 @@ def wrk_binary() -> str | None:
     """wrk, installed from Debian when we are root and it is missing."""
     try:
         return ensure_binary("wrk", [("wrk",)])
-    except PackageInstallError:
+    except PackageInstallError as exc:
+        print(f"wrk is missing and could not be installed: {exc}", file=sys.stderr)
         return None
 
 

@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -65,7 +66,8 @@ def nginx_binary() -> str | None:
     """The nginx executable, installing Debian's package when we are root and it is missing."""
     try:
         return ensure_binary("nginx", [("nginx-light",), ("nginx",)])
-    except PackageInstallError:
+    except PackageInstallError as exc:
+        print(f"nginx is missing and could not be installed: {exc}", file=sys.stderr)
         return None
 
 

@@ -452,13 +452,18 @@ def beside_busy_thread(kind: str, url: str, n: int, interval: float) -> dict[str
         _warm(client, url)
     spinning = threading.Event()
     spinning.set()
+    spins = [0]
+    started = threading.Event()
 
     def spin() -> None:
+        started.set()
         while spinning.is_set():
             sum(range(200))
+            spins[0] += 1
 
     spinner = threading.Thread(target=spin, daemon=True)
     spinner.start()
+    started.wait()
     try:
         if client is None:
             run = minimal_loop(url, n)
@@ -474,7 +479,7 @@ def beside_busy_thread(kind: str, url: str, n: int, interval: float) -> dict[str
     finally:
         spinning.clear()
         spinner.join()
-    return {"rate": delivered / elapsed, "delivered": delivered}
+    return {"rate": delivered / elapsed, "delivered": delivered, "spins": spins[0] / elapsed}
 
 
 def busy_thread_table() -> None:
@@ -498,11 +503,13 @@ def busy_thread_table() -> None:
                 runs.append((name, lambda k=kind, m=n, i=interval: measure(k, m, i)))
         results = interleaved(runs, rounds)
     rows = [(name, f"{int(r[0]['delivered']):,} x {len(r)}",
-             str(Spread.of([x["rate"] for x in r])), sum(int(x["nginx"]) for x in r))
+             str(Spread.of([x["rate"] for x in r])),
+             str(Spread.of([x["spins"] for x in r])), sum(int(x["nginx"]) for x in r))
             for name, r in results.items()]
     table(f"Beside a thread running Python without pause, requests/s, {rounds} interleaved"
           " rounds (for reading: the GIL's switch interval, not the client, sets the pace)",
-          ["row", "requests x rounds", "req/s", "nginx received"], rows)
+          ["row", "requests x rounds", "req/s", "the busy thread's loops/s",
+           f"nginx received (sendoff's: with {WARMUP} warm-up requests a run)"], rows)
 
 
 def main() -> None:
