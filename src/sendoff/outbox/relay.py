@@ -377,7 +377,7 @@ class Relay:
         outcomes = self._outcomes
         if not outcomes:
             return
-        enough = self.batch // 4
+        enough = self._gathered_enough()
         limit = time.monotonic() + GATHER
         while len(outcomes) < enough and len(outcomes) < self.in_flight():
             left = limit - time.monotonic()
@@ -387,6 +387,11 @@ class Relay:
             if len(outcomes) >= enough:  # came between the test and the clear
                 return
             self._wake.wait(left)
+
+    def _gathered_enough(self) -> int:
+        """Outcomes worth a write-back at once: _gather waits for this many, and the
+        engine thread wakes the relay when they have come (_answered)."""
+        return self.batch // 4
 
     def _wait_held(self, pause: float) -> None:
         """Held back: wait up to ``pause`` seconds; an outcome (or stop, or flush) ends the
@@ -481,7 +486,7 @@ class Relay:
         outcomes = self._outcomes
         outcomes.append((message, receipt))
         gathered = len(outcomes)
-        if gathered == 1 or gathered == self.batch // 4:
+        if gathered == 1 or gathered == self._gathered_enough():
             self._wake.set()
 
     def _write_back(self) -> None:
