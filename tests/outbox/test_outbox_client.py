@@ -7,10 +7,12 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import sqlite3
 import subprocess
 import sys
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from sendoff.outbox import NewMessage, Store
 from sendoff.outbox.relay import Circuit, Relay
 from sendoff.subscribers import StandardWebhooks
 from tests.support.process_server import wait_until
-from tests.support.recording_server import Recorded, Reply
+from tests.support.recording_server import Recorded, RecordingServer, Reply
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FAST = (0.0, 0.05, 0.05, 0.05)  # a schedule for tests: retries a moment apart
@@ -306,5 +308,35 @@ def test_a_key_that_cannot_go_on_the_wire_is_refused_naming_it(
         assert outbox.stats()["total"] == 0
         outbox.fire("POST", "http://127.0.0.1:1/hook", json={}, key="order-1:paid é")
         assert outbox.stats()["total"] == 1  # latin-1 text is a fine key
+    finally:
+        outbox.close()
+
+
+def test_a_stored_key_that_cannot_go_on_the_wire_kills_its_message_unsent(
+    path: str, make_server: Callable[..., RecordingServer]
+) -> None:
+    """A file an older sendoff wrote may hold a key with CR LF in it (keys were not checked
+    then): the relay checks the key at send time, so no header is injected; that message
+    is dead with an error naming the header, and the others go out."""
+    server = make_server()
+    stored = Outbox(path, relay=None)
+    bad = stored.fire("POST", server.url("/bad"), json={}, key="order-1")
+    good = stored.fire("POST", server.url("/good"), json={}, key="order-2")
+    stored.close()
+    with sqlite3.connect(path) as conn:  # as an unchecked older version stored it
+        conn.execute("UPDATE messages SET key = ? WHERE id = ?",
+                     ("order-1\r\nX-Injected: 1", bad.id))  # fmt: skip
+    outbox = Outbox(path, schedule=FAST)
+    try:
+        assert outbox.flush(20)
+        dead, delivered = outbox.status(bad.id), outbox.status(good.id)
+        assert dead is not None
+        assert (dead.status, dead.attempts) == ("dead", 1)
+        assert "Idempotency-Key" in (dead.last_error or "")
+        assert "X-Injected" not in (dead.last_error or "")  # the value is not echoed
+        assert delivered is not None
+        assert delivered.status == "delivered"
+        assert [rec.path for rec in server.received] == ["/good"]
+        assert all("x-injected" not in _headers(rec) for rec in server.received)
     finally:
         outbox.close()

@@ -38,6 +38,7 @@ from ..delivery.receipt import Receipt
 from ..delivery.sender import Sender, Settings
 from ..delivery.wire import request_from_wire
 from ..events.lifecycle import DONE, Transaction
+from ..http.checks import header_value
 from ..http.url import parse_uri
 from .schedule import ErrorKind, classify, plan_retry, retry_after
 from .store import Claimed, Outcome, Store, new_owner
@@ -659,7 +660,11 @@ def judge(receipt: Receipt, now: float) -> Judgement:
 
 
 def with_header(wire: bytes, name: str, value: str) -> bytes:
-    """``wire`` with ``name: value`` among its headers, unless it has that header."""
+    """``wire`` with ``name: value`` among its headers, unless it has that header.
+
+    ``value`` is checked as any header value is (InvalidRequest naming ``name``): a key an
+    older sendoff stored unchecked must not inject a header at send time."""
+    header_value(name, value)
     head_end = wire.find(b"\r\n\r\n")
     head = wire[:head_end]
     needle = b"\r\n" + name.lower().encode("latin-1") + b":"
