@@ -286,6 +286,23 @@ def test_a_foreign_database_is_refused(db_path: Path) -> None:
     assert tables == {"users"}
 
 
+def test_an_sqlite_too_old_for_the_store_is_refused_at_open(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Python linked to an old libsqlite3 (3.31 on Ubuntu 20.04) could store messages but
+    never claim one (``UPDATE ... FROM`` is 3.33): the outbox says so when it opens, before
+    a message is stored, and creates no file."""
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(OutboxError) as info:
+        Store(db_path)
+    _assert_error(info.value, "unsupported_sqlite", "SQLite 3.31.1 is too old", db_path)
+    assert "3.33.0 or newer" in str(info.value)
+    assert not db_path.exists()
+    monkeypatch.undo()
+    Store(db_path).close()  # this machine's SQLite is new enough
+
+
 def test_errors_name_no_url(small_tmpfs: Path) -> None:
     """The URL (with its credentials) never appears in an error."""
     store = Store(small_tmpfs / "o.sqlite3")

@@ -72,8 +72,8 @@ class OutboxError(SendoffError):
 
     ``cause`` is a short, stable token for programs (``"disk_full"``, ``"read_only"``,
     ``"corrupt"``, ``"locked"``, ``"cannot_open"``, ``"io"``, ``"newer_schema"``,
-    ``"not_an_outbox"``, ``"closed"``, ``"full"``, ``"error"``); the message says the same in
-    plain words and names the file.
+    ``"not_an_outbox"``, ``"unsupported_sqlite"``, ``"closed"``, ``"full"``, ``"error"``); the
+    message says the same in plain words and names the file.
     """
 
     def __init__(self, message: str, *, cause: str = "error", path: str = "") -> None:

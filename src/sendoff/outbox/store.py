@@ -55,6 +55,9 @@ STATUSES: tuple[Status, ...] = ("pending", "delivering", "delivered", "dead")
 
 #: ``PRAGMA application_id`` of an outbox file ("sndo").
 APPLICATION_ID = 0x736E646F
+#: The oldest SQLite library the store runs on: its statements need ``UPDATE ... FROM``
+#: (3.33) and the JSON functions (built in since 3.38; compiled in by most older builds).
+MIN_SQLITE = (3, 33, 0)
 #: The most rows one claim, list page or batch touches.
 MAX_BATCH = 1000
 _MAX_GROUP = 512  # at most this many writes share one transaction
@@ -508,6 +511,9 @@ class Store:
         self._origin_cursor: str | None = None
         self._closed = False
         self._last_checkpoint = 0.0
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            # refused before a message is stored: else every claim of the relay would fail
+            self._unsupported(f"SQLite {sqlite3.sqlite_version} is too old")
         self._init_process_state()
         _stores.add(self)
         try:
@@ -630,12 +636,27 @@ class Store:
             except sqlite3.Error as exc:
                 raise self._error(exc, "open") from exc
             try:
+                try:
+                    conn.execute("SELECT value FROM json_each(json_array(1))").fetchone()
+                except sqlite3.OperationalError:
+                    self._unsupported(
+                        f"SQLite {sqlite3.sqlite_version} was built without its JSON functions"
+                    )
                 self._migrate(conn)
             except BaseException:
                 conn.close()
                 raise
             self._wconn = conn
         return self._wconn
+
+    def _unsupported(self, why: str) -> None:
+        want = ".".join(map(str, MIN_SQLITE))
+        raise OutboxError(
+            f"outbox {self.path}: cannot open: {why}; the outbox needs SQLite {want} or newer"
+            " with its JSON functions (Python's sqlite3 uses the libsqlite3 it was built with)",
+            cause="unsupported_sqlite",
+            path=self.path,
+        )
 
     def _reader(self) -> sqlite3.Connection:
         if self._rconn is None:
