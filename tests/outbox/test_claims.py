@@ -242,3 +242,37 @@ def test_outcomes_are_stored_as_text_any_reader_can_read(store: Store, clock: Cl
     assert (two.status, two.last_error) == ("dead", "broken ? text")
     with pytest.raises(ValueError, match="ordering_key"):
         store.add(message(2, ordering_key="a\x00b"))
+
+
+def test_finish_and_claim_is_one_transaction_that_writes_back_first(
+    store: Store, clock: Clock
+) -> None:
+    """A relay's turn: the outcomes are written back, then the claim sees the file as they
+    left it (a retry due at once is claimed again), all in one commit; outcomes that no
+    longer hold their lease are not applied, and bad outcomes raise before anything is
+    written or claimed."""
+    t = clock.now
+    ids = [store.add(message(i)).id for i in range(4)]
+    first = store.claim("p1", 2, 30.0, now=t)
+    before = store.transactions
+    applied, claimed = store.finish_and_claim(
+        "p1",
+        [Outcome(first[0].id, "delivered", 200), Outcome(first[1].id, "retry", 503, "x", t),
+         Outcome(ids[3], "delivered", 200)],  # not p1's: ignored
+        10, 30.0, now=t,
+    )  # fmt: skip
+    assert store.transactions == before + 1
+    assert applied == 2
+    assert sorted(c.id for c in claimed) == sorted([first[1].id, ids[2], ids[3]])
+    assert next(c for c in claimed if c.id == first[1].id).attempt == 2
+    done = store.status(first[0].id)
+    assert done is not None
+    assert done.status == "delivered"
+    with pytest.raises(ValueError, match="verdict"):
+        store.finish_and_claim("p1", [Outcome(ids[2], "lost", 200)], 10, 30.0, now=t)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="limit"):
+        store.finish_and_claim("p1", [Outcome(ids[2], "delivered", 200)], 0, 30.0, now=t)
+    assert store.transactions == before + 1
+    again = store.status(ids[2])
+    assert again is not None
+    assert (again.status, again.lease_owner) == ("delivering", "p1")

@@ -346,14 +346,16 @@ class Relay:
         try:
             while self._running or self.in_flight():
                 self._gather()
-                self._write_back()
+                done = self._judged()
                 room = self._room()
                 claimed: list[Claimed] = []
                 if room and self._running:
                     self._stored = False  # this claim sees every message stored so far
-                    claimed = self._claim(room)
+                    claimed = self._claim(room, done)  # done is written back first
                     for message in claimed:
                         self._send(message)
+                elif done:
+                    self._record(done)
                 if not self.in_flight() and not self._outcomes:
                     self._idle.set()
                 self._renew()
@@ -416,6 +418,11 @@ class Relay:
         return max(0, room)
 
     def _pause(self, claimed: bool) -> float:
+        if claimed:
+            # the first outcome of what was claimed wakes the relay; no read of the file
+            # for when the next message is due (a claim already took what it could)
+            self._held = False
+            return POLL_EVERY
         due = None
         try:
             due = self.store.next_due()
@@ -425,7 +432,7 @@ class Relay:
             self._held = False
             return POLL_EVERY * 4
         left = due - self.clock()
-        self._held = left <= 0 and not claimed
+        self._held = left <= 0
         if self._held:
             # due, yet nothing could be claimed: the origins are at their cap or their
             # circuit is open. An outcome wakes the relay, a message stored within
@@ -433,7 +440,8 @@ class Relay:
             return POLL_EVERY
         return max(0.0, min(POLL_EVERY, left))
 
-    def _claim(self, room: int) -> list[Claimed]:
+    def _claim(self, room: int, done: list[Outcome]) -> list[Claimed]:
+        """Write ``done`` back and claim up to ``room`` messages, in one transaction."""
         now = self.clock()
         paused = []
         in_flight = {}
@@ -447,13 +455,16 @@ class Relay:
             elif state.failures >= self.config.circuit.failures:  # half-open: one probe at a time
                 in_flight[origin] = max(in_flight[origin], cap - 1)
         try:
-            return self.store.claim(
-                self.owner, room, self.config.lease_seconds, now,
+            _, claimed = self.store.finish_and_claim(
+                self.owner, done, room, self.config.lease_seconds, now,
                 per_origin_limit=cap, in_flight=in_flight, paused=paused,
             )
         except errors.OutboxError:
+            if done:
+                self._unrecorded(len(done))
             log.warning("the outbox relay could not claim messages", exc_info=True)
             return []
+        return claimed
 
     def _send(self, message: Claimed) -> None:
         state = self._origins.get(message.origin)
@@ -492,18 +503,30 @@ class Relay:
 
     def _write_back(self) -> None:
         """Turn the outcomes that came in into rows' next states, in one transaction."""
-        if not self._outcomes:
-            return
+        done = self._judged()
+        if done:
+            self._record(done)
+
+    def _judged(self) -> list[Outcome]:
+        """The outcomes that came in, judged (each message's next state)."""
         now = self.clock()
         done: list[Outcome] = []
-        while self._outcomes:
-            message, receipt = self._outcomes.popleft()
+        outcomes = self._outcomes
+        while outcomes:
+            message, receipt = outcomes.popleft()
             done.append(self._outcome(message, receipt, now))
+        return done
+
+    def _record(self, done: list[Outcome]) -> None:
         try:
-            self.store.finish(self.owner, done, now)
+            self.store.finish(self.owner, done, self.clock())
         except errors.OutboxError:
-            # the leases expire and the messages are sent again: at least once still holds
-            log.error("could not write %d outcome(s) back to the outbox", len(done), exc_info=True)
+            self._unrecorded(len(done))
+
+    @staticmethod
+    def _unrecorded(count: int) -> None:
+        # the leases expire and the messages are sent again: at least once still holds
+        log.error("could not write %d outcome(s) back to the outbox", count, exc_info=True)
 
     def _outcome(self, message: Claimed, receipt: Receipt, now: float) -> Outcome:
         self._receipts.pop(receipt, None)
