@@ -155,6 +155,33 @@ def test_400_is_dead_at_once_then_listed_and_sent_again_by_the_cli(make_server, 
     outbox.close()
 
 
+def test_the_cli_shows_stored_control_characters_as_escapes(path: str) -> None:
+    """Text in the file that came from outside (an error a server provoked, a key an older
+    sendoff stored unchecked) may hold terminal escapes or CR LF: tables and ``show``
+    print them escaped, so a listing cannot recolour the terminal or forge a row; JSON
+    keeps the exact text."""
+    outbox = Outbox(path, relay=None)
+    receipt = outbox.fire("POST", "http://127.0.0.1:1/hook", json={}, key="order-1")
+    outbox.close()
+    key = "order-1\x1b]0;pwned\x07"
+    error = "bad answer\r\nmsg_forged  dead  1  \x1b[2J"
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE messages SET key = ?, last_error = ?, status = 'dead',"
+                     " claimable_at = NULL WHERE id = ?", (key, error, receipt.id))  # fmt: skip
+    exact = json.loads(_cli("outbox", path, "show", receipt.id, "--json").stdout)
+    assert (exact["key"], exact["last_error"]) == (key, error)
+    # a header and one row; a line per field
+    for args, lines in ((["list", "--status", "dead"], 2), (["show", receipt.id], len(exact))):
+        shown = _cli("outbox", path, *args)
+        assert shown.returncode == 0, shown.stderr
+        assert not any(c in shown.stdout for c in "\x1b\x07\r"), shown.stdout
+        assert shown.stdout.count("\n") == lines
+        assert "\\x1b" in shown.stdout
+    shown = _cli("outbox", path, "show", receipt.id)
+    assert "order-1\\x1b]0;pwned\\x07" in shown.stdout
+    assert "bad answer\\r\\nmsg_forged" in shown.stdout
+
+
 def test_the_schedule_runs_on_an_injected_clock(make_server, path):
     srv = make_server(lambda req: Reply(503, b"busy"))
     now = [1_000_000.0]

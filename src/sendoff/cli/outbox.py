@@ -10,7 +10,10 @@
 
 Times (``T``) are ISO 8601 (``2026-11-22T10:00``, UTC unless it says otherwise), seconds
 since the epoch, or an age: ``90s``, ``15m``, ``2h``, ``7d`` ago. URLs are shown with
-credential-like query values redacted.
+credential-like query values redacted. Tables and ``show`` print control characters in
+stored text (an error a server provoked, a key an older sendoff stored) as escapes such
+as ``\\x1b``, so nothing in the file can move the cursor or recolour the terminal; JSON
+output carries the exact text.
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ from .base import command
 STATUSES = ("pending", "delivering", "delivered", "dead")
 _AGE = re.compile(r"(\d+(?:\.\d+)?)([smhd])\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _shown(text: str) -> str:
+    """``text`` for a terminal: control characters (C0, DEL, C1) as Python-style escapes."""
+    return _CONTROL.sub(lambda m: _ESCAPES.get(m[0], f"\\x{ord(m[0]):02x}"), text)
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,7 +142,7 @@ def _show(outbox: Outbox, args: argparse.Namespace, out: TextIO) -> int:
     for key, value in fields.items():
         if key.endswith("_at") and isinstance(value, float):
             value = f"{_when(value)} ({value:.3f})"
-        out.write(f"{key.ljust(width)}  {'' if value is None else value}\n")
+        out.write(f"{key.ljust(width)}  {'' if value is None else _shown(str(value))}\n")
     return 0
 
 
@@ -224,7 +234,8 @@ def _time(text: str, field: str) -> float:
     return moment.timestamp()
 
 
-def _table(out: TextIO, header: list[str], rows: list[list[str]]) -> None:
+def _table(out: TextIO, header: list[str], cells: list[list[str]]) -> None:
+    rows = [[_shown(cell) for cell in row] for row in cells]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]
     out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip() + "\n")
