@@ -164,7 +164,7 @@ def test_the_cli_shows_stored_control_characters_as_escapes(path: str) -> None:
     receipt = outbox.fire("POST", "http://127.0.0.1:1/hook", json={}, key="order-1")
     outbox.close()
     key = "order-1\x1b]0;pwned\x07"
-    error = "bad answer\r\nmsg_forged  dead  1  \x1b[2J"
+    error = "bad answer\r\nmsg_forged  dead  1  \x1b[2J \\x1b \u202edead\u2028"
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE messages SET key = ?, last_error = ?, status = 'dead',"
                      " claimable_at = NULL WHERE id = ?", (key, error, receipt.id))  # fmt: skip
@@ -174,12 +174,14 @@ def test_the_cli_shows_stored_control_characters_as_escapes(path: str) -> None:
     for args, lines in ((["list", "--status", "dead"], 2), (["show", receipt.id], len(exact))):
         shown = _cli("outbox", path, *args)
         assert shown.returncode == 0, shown.stderr
-        assert not any(c in shown.stdout for c in "\x1b\x07\r"), shown.stdout
+        assert not any(c in shown.stdout for c in "\x1b\x07\r\u202e\u2028"), shown.stdout
         assert shown.stdout.count("\n") == lines
         assert "\\x1b" in shown.stdout
     shown = _cli("outbox", path, "show", receipt.id)
     assert "order-1\\x1b]0;pwned\\x07" in shown.stdout
     assert "bad answer\\r\\nmsg_forged" in shown.stdout
+    # a literal backslash-x is not mistaken for an escape; bidi and separators are escaped
+    assert " \\\\x1b \\u202edead\\u2028" in shown.stdout
 
 
 def test_the_schedule_runs_on_an_injected_clock(make_server, path):
@@ -349,10 +351,12 @@ def test_a_stored_key_that_cannot_go_on_the_wire_kills_its_message_unsent(
     stored = Outbox(path, relay=None)
     bad = stored.fire("POST", server.url("/bad"), json={}, key="order-1")
     good = stored.fire("POST", server.url("/good"), json={}, key="order-2")
+    own = stored.fire("POST", server.url("/own"), json={}, headers={"Idempotency-Key": "own-3"})
     stored.close()
     with sqlite3.connect(path) as conn:  # as an unchecked older version stored it
-        conn.execute("UPDATE messages SET key = ? WHERE id = ?",
-                     ("order-1\r\nX-Injected: 1", bad.id))  # fmt: skip
+        for ident in (bad.id, own.id):
+            conn.execute("UPDATE messages SET key = ? WHERE id = ?",
+                         (f"{ident}\r\nX-Injected: 1", ident))  # fmt: skip
     outbox = Outbox(path, schedule=FAST)
     try:
         assert outbox.flush(20)
@@ -363,7 +367,10 @@ def test_a_stored_key_that_cannot_go_on_the_wire_kills_its_message_unsent(
         assert "X-Injected" not in (dead.last_error or "")  # the value is not echoed
         assert delivered is not None
         assert delivered.status == "delivered"
-        assert [rec.path for rec in server.received] == ["/good"]
+        # a request that carries its own key header goes out with it (the column is unused)
+        assert sorted(rec.path for rec in server.received) == ["/good", "/own"]
+        [sent] = [rec for rec in server.received if rec.path == "/own"]
+        assert sent.header("idempotency-key") == "own-3"
         assert all("x-injected" not in _headers(rec) for rec in server.received)
     finally:
         outbox.close()

@@ -3,6 +3,8 @@ at their cap."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -98,3 +100,37 @@ def test_origins_that_never_answer_do_not_hold_back_a_healthy_one(
         release.set()
         outbox.exit_timeout = 0.1
         outbox.close()
+
+
+def test_outcomes_go_in_even_when_the_claim_beside_them_fails(
+    tmp_path: Path, make_server: Callable[..., RecordingServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A relay's turn writes its outcomes back and claims in one transaction. When the claim
+    fails (here on a row whose schedule cannot be read), the outcomes are written on their
+    own: the message that was answered 200 ends delivered, not left delivering (to be sent
+    again once its lease runs out); the claim's failure is logged, the write-back's not."""
+    server = make_server(lambda req: Reply(200, b"ok", delay=0.5))
+    path = tmp_path / "o.sqlite3"
+    outbox = Outbox(path, lease=2.0)
+    producer = Outbox(path, relay=None)
+    try:
+        sent = outbox.fire("POST", server.url("/a"), json={})
+        server.wait_for(1, timeout=10)  # on the wire; answered in 0.5 s
+        bad = producer.fire("POST", server.url("/bad"), json={})
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE messages SET schedule = 'oops' WHERE id = ?", (bad.id,))
+
+        def delivered() -> bool:
+            state = outbox.status(sent.id)
+            return state is not None and state.status == "delivered"
+
+        with caplog.at_level(logging.WARNING, logger="sendoff"):
+            wait_until(delivered, timeout=10)
+        assert [rec.path for rec in server.received] == ["/a"]
+        said = [r.getMessage() for r in caplog.records]
+        assert "the outbox relay could not claim messages" in said
+        assert not any("could not write" in text for text in said)
+    finally:
+        outbox.exit_timeout = 0.1
+        outbox.close()
+        producer.close()

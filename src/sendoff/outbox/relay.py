@@ -418,11 +418,6 @@ class Relay:
         return max(0, room)
 
     def _pause(self, claimed: bool) -> float:
-        if claimed:
-            # the first outcome of what was claimed wakes the relay; no read of the file
-            # for when the next message is due (a claim already took what it could)
-            self._held = False
-            return POLL_EVERY
         due = None
         try:
             due = self.store.next_due()
@@ -432,7 +427,7 @@ class Relay:
             self._held = False
             return POLL_EVERY * 4
         left = due - self.clock()
-        self._held = left <= 0
+        self._held = left <= 0 and not claimed
         if self._held:
             # due, yet nothing could be claimed: the origins are at their cap or their
             # circuit is open. An outcome wakes the relay, a message stored within
@@ -460,9 +455,9 @@ class Relay:
                 per_origin_limit=cap, in_flight=in_flight, paused=paused,
             )
         except errors.OutboxError:
-            if done:
-                self._unrecorded(len(done))
             log.warning("the outbox relay could not claim messages", exc_info=True)
+            if done:  # the claim may be what failed: the outcomes go in on their own
+                self._record(done)
             return []
         return claimed
 
@@ -521,12 +516,10 @@ class Relay:
         try:
             self.store.finish(self.owner, done, self.clock())
         except errors.OutboxError:
-            self._unrecorded(len(done))
-
-    @staticmethod
-    def _unrecorded(count: int) -> None:
-        # the leases expire and the messages are sent again: at least once still holds
-        log.error("could not write %d outcome(s) back to the outbox", count, exc_info=True)
+            # the leases expire and the messages are sent again: at least once still holds
+            log.error(
+                "could not write %d outcome(s) back to the outbox", len(done), exc_info=True
+            )
 
     def _outcome(self, message: Claimed, receipt: Receipt, now: float) -> Outcome:
         self._receipts.pop(receipt, None)
@@ -687,12 +680,12 @@ def with_header(wire: bytes, name: str, value: str) -> bytes:
 
     ``value`` is checked as any header value is (InvalidRequest naming ``name``): a key an
     older sendoff stored unchecked must not inject a header at send time."""
-    header_value(name, value)
     head_end = wire.find(b"\r\n\r\n")
     head = wire[:head_end]
     needle = b"\r\n" + name.lower().encode("latin-1") + b":"
     if needle in head.lower():
         return wire
+    header_value(name, value)
     return head + b"\r\n" + f"{name}: {value}".encode("latin-1") + wire[head_end:]
 
 
