@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from sendoff.outbox import NewMessage, OutboxError, Store
+from sendoff.outbox import store as store_module
 
 from .conftest import message, worker
 
@@ -301,6 +302,19 @@ def test_an_sqlite_too_old_for_the_store_is_refused_at_open(
     assert not db_path.exists()
     monkeypatch.undo()
     Store(db_path).close()  # this machine's SQLite is new enough
+
+
+def test_an_sqlite_without_json_functions_is_refused_at_open(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store reads and writes batches through SQLite's JSON functions: a library built
+    without them is named at open, and no file is created. (The probe is made to call a
+    function this SQLite lacks, as one without JSON1 would lack json_each.)"""
+    monkeypatch.setattr(store_module, "_JSON_PROBE", "SELECT no_such_function(1)")
+    with pytest.raises(OutboxError) as info:
+        Store(db_path)
+    _assert_error(info.value, "unsupported_sqlite", "built without its JSON functions", db_path)
+    assert not db_path.exists()
 
 
 def test_errors_name_no_url(small_tmpfs: Path) -> None:

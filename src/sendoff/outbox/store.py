@@ -423,6 +423,26 @@ os.register_at_fork(
 )
 
 
+_JSON_PROBE = "SELECT value FROM json_each(json_array(1))"
+
+
+def _sqlite_problem() -> str | None:
+    """Why this process's SQLite library cannot run the store (None: it can). Checked on a
+    memory database, before the file is opened or created."""
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        return f"SQLite {sqlite3.sqlite_version} is too old"
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.execute(_JSON_PROBE).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such" not in str(exc):
+            raise
+        return f"SQLite {sqlite3.sqlite_version} was built without its JSON functions"
+    finally:
+        probe.close()
+    return None
+
+
 def _has_counter(conn: sqlite3.Connection) -> bool:
     found = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'"
@@ -511,9 +531,9 @@ class Store:
         self._origin_cursor: str | None = None
         self._closed = False
         self._last_checkpoint = 0.0
-        if sqlite3.sqlite_version_info < MIN_SQLITE:
-            # refused before a message is stored: else every claim of the relay would fail
-            self._unsupported(f"SQLite {sqlite3.sqlite_version} is too old")
+        problem = _sqlite_problem()
+        if problem is not None:  # refused before anything is stored: every claim would fail
+            self._unsupported(problem)
         self._init_process_state()
         _stores.add(self)
         try:
@@ -607,10 +627,6 @@ class Store:
             sync = "FULL" if self.durability == "full" else "NORMAL"
             conn.execute(f"PRAGMA synchronous={sync}")
             conn.execute("PRAGMA journal_size_limit=67108864")
-            # A statement that changes many rows in a transaction keeps the pages it changes
-            # in a statement journal (to undo just that statement): in memory, not in a new
-            # temporary file (open, write, unlink, close) for every claim and write-back.
-            conn.execute("PRAGMA temp_store=MEMORY")
             # Checkpoints (copying the WAL into the file, with an fsync) cost milliseconds:
             # claim() runs them, off the callers' path; commits only as a safety net.
             conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
@@ -640,12 +656,6 @@ class Store:
             except sqlite3.Error as exc:
                 raise self._error(exc, "open") from exc
             try:
-                try:
-                    conn.execute("SELECT value FROM json_each(json_array(1))").fetchone()
-                except sqlite3.OperationalError:
-                    self._unsupported(
-                        f"SQLite {sqlite3.sqlite_version} was built without its JSON functions"
-                    )
                 self._migrate(conn)
             except BaseException:
                 conn.close()
@@ -1164,8 +1174,11 @@ class Store:
                     )
                 )
             if leased:
+                # OR FAIL: a multi-row statement that may abort keeps a statement journal (a
+                # temporary file holding a copy of every page it changes, wires included);
+                # a failure rolls the whole transaction back anyway, so none is needed
                 conn.execute(
-                    "UPDATE messages SET status = 'delivering', lease_owner = ?,"
+                    "UPDATE OR FAIL messages SET status = 'delivering', lease_owner = ?,"
                     " lease_expires = ?, claimable_at = ?, attempts = attempts + 1"
                     " WHERE seq IN (SELECT value FROM json_each(?))",
                     (owner, expires, expires, json.dumps(leased)),
@@ -1387,8 +1400,8 @@ class Store:
                         (ended, owner),
                     ).fetchone()[0]
                 )
-            applied = conn.execute(
-                "UPDATE messages SET"
+            applied = conn.execute(  # OR FAIL: no statement journal (see claim())
+                "UPDATE OR FAIL messages SET"
                 " status = CASE v.verdict WHEN 'retry' THEN 'pending' ELSE v.verdict END,"
                 " last_status = v.status, last_error = v.error,"
                 " next_attempt_at = CASE v.verdict WHEN 'retry' THEN v.next"
