@@ -10,10 +10,11 @@
 
 Times (``T``) are ISO 8601 (``2026-11-22T10:00``, UTC unless it says otherwise), seconds
 since the epoch, or an age: ``90s``, ``15m``, ``2h``, ``7d`` ago. URLs are shown with
-credential-like query values redacted. Tables and ``show`` print control characters in
-stored text (an error a server provoked, a key an older sendoff stored) as escapes such
-as ``\\x1b``, so nothing in the file can move the cursor or recolour the terminal; JSON
-output carries the exact text.
+credential-like query values redacted. Tables and ``show`` print control and
+bidirectional characters in stored text (an error a server provoked, a key an older
+sendoff stored), and backslashes, as escapes such as ``\\x1b``, so nothing in the file
+can move the cursor, recolour the terminal or reorder a line; JSON output carries the
+exact text.
 """
 
 from __future__ import annotations
@@ -40,13 +41,23 @@ from .base import command
 STATUSES = ("pending", "delivering", "delivered", "dead")
 _AGE = re.compile(r"(\d+(?:\.\d+)?)([smhd])\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+# C0, DEL, C1; the bidirectional controls and line/paragraph separators (they reorder or
+# break what follows); the backslash, so that a literal "\x1b" in the text shows as "\\x1b"
+_UNSAFE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\\\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\\": "\\\\"}
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
 def _shown(text: str) -> str:
-    """``text`` for a terminal: control characters (C0, DEL, C1) as Python-style escapes."""
-    return _CONTROL.sub(lambda m: _ESCAPES.get(m[0], f"\\x{ord(m[0]):02x}"), text)
+    """``text`` for a terminal: control and bidirectional characters, and the backslash,
+    as Python-style escapes."""
+    return _UNSAFE.sub(lambda m: _escape(m[0]), text)
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
