@@ -8,9 +8,18 @@ from collections.abc import Callable, Iterator
 import pytest
 import trustme
 
+from sendoff.delivery.logwindow import BURST
 from tests.support.recording_server import RecordingServer, Reply, default_handler
 
 BACKENDS = ["urllib3", "pycurl", "httpx", "stdlib"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log_burst() -> None:
+    """Each test starts a window of its own: the process-wide cap on warning lines
+    (BURST_LINES per window, every origin together) must not carry one test's lines
+    into the next one's."""
+    BURST.clear()
 
 
 @pytest.fixture(scope="session")

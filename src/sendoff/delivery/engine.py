@@ -28,6 +28,7 @@ from ..core.log import logger
 from ..events.lifecycle import SEND
 from ..transports.tls import ssl_context
 from .job import Job
+from .logwindow import BURST
 from .pool import COUNTERS, Pool
 from .reactor import INF, Reactor
 from .sender import Sender, Settings
@@ -203,7 +204,8 @@ class Engine:
                 else:
                     alive = True
             alive = alive or any(w.pending for w in sender.full_logs.values())
-        self._upkeep_at = now + UPKEEP_EVERY if alive else INF
+        BURST.report(now)
+        self._upkeep_at = now + UPKEEP_EVERY if alive or BURST.pending else INF
 
     # -- what pools ask of their owner (engine thread) ------------------------------------
     def resolve(self, pool: Pool) -> None:

@@ -1,9 +1,12 @@
-"""Log lines that cannot flood: at most one per window for each origin and kind.
+"""Log lines that cannot flood: at most one per window for each origin and kind, and at
+most :data:`BURST_LINES` per window for all origins together.
 
 Under a sustained failure (a dead origin, a full queue, a receiver answering 503) every
 request would otherwise log a line of its own. A :class:`LogWindow` logs the first line
 at once, counts the like ones that follow within ``every`` seconds, and sums them up in
-one line when the window has passed (:meth:`LogWindow.report`).
+one line when the window has passed (:meth:`LogWindow.report`). When many origins fail at
+once (the network is down, thousands of webhook receivers), :data:`BURST` lets the lines
+of the first :data:`BURST_LINES` through and sums up the rest in one line per window.
 """
 
 from __future__ import annotations
@@ -14,6 +17,75 @@ from ..core.log import logger
 
 #: Seconds between two lines of the same kind about the same origin.
 LOG_EVERY = 10.0
+#: Lines that all origins together may log in one window of LOG_EVERY seconds.
+BURST_LINES = 20
+
+
+class Burst:
+    """Caps the lines that all :class:`LogWindow` objects log together: in each window of
+    ``every`` seconds the first ``limit`` go out; the rest are counted and summed up in
+    one line (with the last of them) when the window has passed; thread-safe."""
+
+    __slots__ = ("_lock", "every", "held", "latest", "limit", "start", "used")
+
+    def __init__(self, limit: int = BURST_LINES, every: float = LOG_EVERY) -> None:
+        self.limit = limit
+        self.every = every
+        self.start = float("-inf")
+        self.used = 0
+        self.held = 0
+        self.latest = ""
+        self._lock = threading.Lock()
+
+    def admit(self, now: float, text: str) -> bool:
+        """True if ``text`` may be logged now; else it is counted for the summing up."""
+        with self._lock:
+            summary = self._roll(now)
+            admitted = self.used < self.limit
+            if admitted:
+                self.used += 1
+            else:
+                self.held += 1
+                self.latest = text
+        if summary:
+            logger.warning("%s", summary)
+        return admitted
+
+    def report(self, now: float) -> None:
+        """Sum up the lines held back, once their window has passed."""
+        with self._lock:
+            summary = self._roll(now) if self.held else None
+        if summary:
+            logger.warning("%s", summary)
+
+    def _roll(self, now: float) -> str | None:
+        """With the lock held: start a new window if this one has passed; the line that
+        sums up the old one, if it held any back."""
+        if now - self.start < self.every:
+            return None
+        summary = None
+        if self.held:
+            summary = (
+                f"{self.held} more warning line(s) about other origins held back in the last"
+                f" {self.every:g} s (stats() counts every request by origin); the last:"
+                f" {self.latest}"
+            )
+        self.start, self.used, self.held, self.latest = now, 0, 0, ""
+        return summary
+
+    def clear(self) -> None:
+        """Forget the current window and what it held back (a test starting afresh)."""
+        with self._lock:
+            self.start, self.used, self.held, self.latest = float("-inf"), 0, 0, ""
+
+    @property
+    def pending(self) -> bool:
+        """True while lines are held back."""
+        return self.held > 0
+
+
+#: The one :class:`Burst` of the process.
+BURST = Burst()
 
 
 class LogWindow:
@@ -40,7 +112,8 @@ class LogWindow:
             missed, self.missed = self.missed, 0
         if missed:
             text += f" (and {missed} more like it in the last {self.every:.0f} s)"
-        logger.warning("%s", text)
+        if BURST.admit(now, text):
+            logger.warning("%s", text)
 
     def report(self, now: float, origin: str) -> None:
         """Sum up the lines held back, once their window has passed."""
@@ -50,10 +123,12 @@ class LogWindow:
             self.last = now
             missed, self.missed = self.missed, 0
             latest = self.latest
-        logger.warning(
-            "%s; %d more request(s) to %s ended like it in the last %.0f s",
-            latest, missed, origin, self.every,
+        text = (
+            f"{latest}; {missed} more request(s) to {origin} ended like it in the last"
+            f" {self.every:.0f} s"
         )
+        if BURST.admit(now, text):
+            logger.warning("%s", text)
 
     @property
     def pending(self) -> bool:

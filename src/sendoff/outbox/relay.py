@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from ..core import errors
 from ..core.emitter import Emitter
 from ..delivery.engine import get_engine
+from ..delivery.logwindow import BURST
 from ..delivery.receipt import Receipt
 from ..delivery.sender import Sender, Settings
 from ..delivery.wire import request_from_wire
@@ -562,10 +563,13 @@ class Relay:
             state.cooldown = min(self.config.circuit.longest, longer)
             state.open_until = now + state.cooldown
             if state.failures == self.config.circuit.failures:
-                log.warning(
-                    "outbox: %s failed %d times in a row; its messages wait %.0f s",
-                    origin, state.failures, state.cooldown,
+                text = (
+                    f"outbox: {origin} failed {state.failures} times in a row; its messages"
+                    f" wait {state.cooldown:.0f} s"
                 )
+                # many origins failing at once: the first few say so, a line sums up the rest
+                if BURST.admit(time.monotonic(), text):
+                    log.warning("%s", text)
 
     def _renew(self) -> None:
         """Keep the leases of what is still in flight (queued in the engine behind a slow
