@@ -1302,3 +1302,28 @@ def test_many_dead_origins_log_a_few_lines_and_one_that_sums_up_the_rest(
     assert 200 <= len(own) + held <= 205, lines
     assert "[Errno 111]" in summed()[0]  # with the last line held back, for reading
     assert client.stats()["failed"] - failed_before == 200
+
+
+def test_a_fork_while_the_log_cap_is_held_leaves_the_child_free_to_log():
+    """Another thread may hold the process-wide log cap's lock at the moment a fork happens
+    (it is logging a failure): the child starts with a lock of its own and can log."""
+    with logwindow.BURST._lock:  # as a thread that is logging when the fork happens
+        pid = os.fork()
+        if pid == 0:  # the child: admit() must not wait for a lock nobody will release
+            logwindow.BURST.admit(time.monotonic(), "a line from the child")
+            os._exit(0)
+    ended: list[int] = []
+
+    def child_ended() -> bool:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            ended.append(status)
+        return bool(done)
+
+    try:
+        assert _poll(child_ended, timeout=10), "the child hangs on the log cap's lock"
+    finally:
+        if not ended:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(ended[0]) == 0

@@ -11,6 +11,7 @@ of the first :data:`BURST_LINES` through and sums up the rest in one line per wi
 
 from __future__ import annotations
 
+import os
 import threading
 
 from ..core.log import logger
@@ -86,6 +87,15 @@ class Burst:
 
 #: The one :class:`Burst` of the process.
 BURST = Burst()
+
+
+def _after_fork_in_child() -> None:
+    # a thread of the parent may have held the lock at the fork: the child's is new
+    BURST._lock = threading.Lock()
+    BURST.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class LogWindow:
