@@ -244,6 +244,44 @@ def test_outcomes_are_stored_as_text_any_reader_can_read(store: Store, clock: Cl
         store.add(message(2, ordering_key="a\x00b"))
 
 
+def test_one_write_back_of_every_kind_of_outcome_sets_each_row_exactly(
+    store: Store, clock: Clock
+) -> None:
+    """Deliveries answered 200 and 204 (written a status at a time), a delivery carrying an
+    error text, a retry and a dead message, in one finish(): each row gets its own status,
+    answer, error, times and lease fields; an outcome whose lease is someone else's and an
+    id twice change nothing more."""
+    t = clock.now
+    ids = [store.add(message(i)).id for i in range(7)]
+    assert len(store.claim("p1", 6, 30.0, now=t)) == 6  # ids[6] stays pending
+    before = {i: store.status(i) for i in ids}
+    applied = store.finish("p1", [
+        Outcome(ids[0], "delivered", 200), Outcome(ids[1], "delivered", 204),
+        Outcome(ids[2], "delivered", 200), Outcome(ids[3], "delivered", 202, "slow"),
+        Outcome(ids[4], "retry", 503, "busy", t + 60), Outcome(ids[5], "dead", 400, "no"),
+        Outcome(ids[6], "delivered", 200), Outcome(ids[0], "delivered", 500),
+    ], now=t + 1)  # fmt: skip
+    assert applied == 6
+    rows = {i: store.status(i) for i in ids}
+    got = {
+        i: (r.status, r.last_status, r.last_error, r.delivered_at, r.lease_owner,
+            r.lease_expires, r.next_attempt_at)
+        for i, r in rows.items() if r is not None
+    }  # fmt: skip
+    first_try = before[ids[4]]
+    assert first_try is not None
+    assert got == {
+        ids[0]: ("delivered", 200, None, t + 1, None, None, first_try.next_attempt_at),
+        ids[1]: ("delivered", 204, None, t + 1, None, None, first_try.next_attempt_at),
+        ids[2]: ("delivered", 200, None, t + 1, None, None, first_try.next_attempt_at),
+        ids[3]: ("delivered", 202, "slow", t + 1, None, None, first_try.next_attempt_at),
+        ids[4]: ("pending", 503, "busy", None, None, None, t + 60),
+        ids[5]: ("dead", 400, "no", None, None, None, first_try.next_attempt_at),
+        ids[6]: ("pending", None, None, None, None, None, first_try.next_attempt_at),
+    }
+    assert [c.id for c in store.claim("p2", 10, 30.0, now=t + 60)] == [ids[6], ids[4]]
+
+
 def test_finish_and_claim_is_one_transaction_that_writes_back_first(
     store: Store, clock: Clock
 ) -> None:

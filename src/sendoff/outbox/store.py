@@ -1370,6 +1370,16 @@ class Store:
             if item.next_attempt_at is not None and not math.isfinite(item.next_attempt_at):
                 raise ValueError("next_attempt_at: must be a finite number")
 
+        # Deliveries (most outcomes) in one plain UPDATE per status answered: half the cost
+        # per row of the UPDATE ... FROM the others take (measured: 5 against 10 us).
+        delivered: dict[int | None, list[str]] = {}
+        others: list[Outcome] = []
+        for item in items:
+            if item.verdict == "delivered" and item.error is None:
+                delivered.setdefault(item.status, []).append(item.id)
+            else:
+                others.append(item)
+        groups = [(status, json.dumps(ids)) for status, ids in delivered.items()]
         rows = json.dumps([
             [
                 item.id,
@@ -1378,14 +1388,15 @@ class Store:
                 None if item.error is None else _error_text(item.error),
                 item.next_attempt_at,
             ]
-            for item in items
+            for item in others
         ])
         ended = json.dumps([item.id for item in items if item.verdict != "retry"])
 
         def apply(conn: sqlite3.Connection) -> int:
-            # One statement for them all (see _CLAIM_ROWS on steps). A message that ends
-            # hands its ordering key's turn to the next: find those keys first, while their
-            # rows are still leased to owner (a file without ordered messages skips it).
+            # A few statements for them all, not one per row (see _CLAIM_ROWS on steps). A
+            # message that ends hands its ordering key's turn to the next: find those keys
+            # first, while their rows are still leased to owner (a file without ordered
+            # messages skips it).
             keys: list[str] = []
             if conn.execute(
                 "SELECT 1 FROM messages INDEXED BY messages_ordering"
@@ -1400,24 +1411,36 @@ class Store:
                         (ended, owner),
                     ).fetchone()[0]
                 )
-            applied = conn.execute(  # OR FAIL: no statement journal (see claim())
-                "UPDATE OR FAIL messages SET"
-                " status = CASE v.verdict WHEN 'retry' THEN 'pending' ELSE v.verdict END,"
-                " last_status = v.status, last_error = v.error,"
-                " next_attempt_at = CASE v.verdict WHEN 'retry' THEN v.next"
-                "   ELSE messages.next_attempt_at END,"
-                " claimable_at = CASE v.verdict WHEN 'retry' THEN v.next ELSE NULL END,"
-                " delivered_at = CASE v.verdict WHEN 'delivered' THEN ? ELSE NULL END,"
-                " blocked = CASE v.verdict WHEN 'retry' THEN messages.blocked ELSE NULL END,"
-                " lease_owner = NULL, lease_expires = NULL"
-                " FROM (SELECT json_extract(value, '$[0]') AS id,"
-                " json_extract(value, '$[1]') AS verdict, json_extract(value, '$[2]') AS status,"
-                " json_extract(value, '$[3]') AS error, json_extract(value, '$[4]') AS next"
-                " FROM json_each(?)) AS v"
-                " WHERE messages.id = v.id AND messages.status = 'delivering'"
-                " AND messages.lease_owner = ?",
-                (at, rows, owner),
-            ).rowcount
+            applied = 0
+            for status, ids in groups:  # OR FAIL: no statement journal (see claim())
+                applied += conn.execute(
+                    "UPDATE OR FAIL messages SET status = 'delivered', last_status = ?,"
+                    " last_error = NULL, delivered_at = ?, claimable_at = NULL, blocked = NULL,"
+                    " lease_owner = NULL, lease_expires = NULL"
+                    " WHERE id IN (SELECT value FROM json_each(?)) AND status = 'delivering'"
+                    " AND lease_owner = ?",
+                    (status, at, ids, owner),
+                ).rowcount
+            if others:
+                applied += conn.execute(
+                    "UPDATE OR FAIL messages SET"
+                    " status = CASE v.verdict WHEN 'retry' THEN 'pending' ELSE v.verdict END,"
+                    " last_status = v.status, last_error = v.error,"
+                    " next_attempt_at = CASE v.verdict WHEN 'retry' THEN v.next"
+                    "   ELSE messages.next_attempt_at END,"
+                    " claimable_at = CASE v.verdict WHEN 'retry' THEN v.next ELSE NULL END,"
+                    " delivered_at = CASE v.verdict WHEN 'delivered' THEN ? ELSE NULL END,"
+                    " blocked = CASE v.verdict WHEN 'retry' THEN messages.blocked ELSE NULL END,"
+                    " lease_owner = NULL, lease_expires = NULL"
+                    " FROM (SELECT json_extract(value, '$[0]') AS id,"
+                    " json_extract(value, '$[1]') AS verdict,"
+                    " json_extract(value, '$[2]') AS status,"
+                    " json_extract(value, '$[3]') AS error, json_extract(value, '$[4]') AS next"
+                    " FROM json_each(?)) AS v"
+                    " WHERE messages.id = v.id AND messages.status = 'delivering'"
+                    " AND messages.lease_owner = ?",
+                    (at, rows, owner),
+                ).rowcount
             for ordering_key in keys:
                 Store._unblock_next(conn, ordering_key)
             return applied
