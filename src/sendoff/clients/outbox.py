@@ -264,8 +264,7 @@ class Outbox(Client[OutboxReceipt]):
             return self.relay.flush(timeout)
         limit = None if timeout is None else time.monotonic() + timeout
         while True:
-            stats = self.store.stats()
-            if not stats["pending"] and not stats["delivering"]:
+            if not self.store.unfinished():
                 return True
             if limit is not None and time.monotonic() >= limit:
                 return False

@@ -320,8 +320,7 @@ class Relay:
     def _caught_up(self) -> bool:
         if self.in_flight() or self._outcomes:
             return False
-        stats = self.store.stats()
-        return not stats["pending"] and not stats["delivering"]
+        return not self.store.unfinished()  # not stats(): it counts every pending row
 
     def stop(self, timeout: float = 5.0) -> None:
         """Finish what is in flight (at most ``timeout`` seconds), write it back, give

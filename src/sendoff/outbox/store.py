@@ -1295,6 +1295,30 @@ class Store:
             ]
         )
 
+    def unfinished(self) -> bool:
+        """True while a message is pending or being delivered. Two index probes, whatever
+        the backlog: ``flush()`` polls this (:meth:`stats` counts every such row)."""
+        return bool(
+            self._read(
+                lambda c: c.execute(
+                    "SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_due"
+                    " WHERE claimable_at IS NOT NULL) OR EXISTS (SELECT 1 FROM messages"
+                    " INDEXED BY messages_ordering WHERE blocked IS NOT NULL)"
+                ).fetchone()[0]
+            )
+        )
+
+    def any_delivering(self) -> bool:
+        """True while a message is being delivered (leased): one index probe."""
+        return bool(
+            self._read(
+                lambda c: c.execute(
+                    "SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_status"
+                    " WHERE status = 'delivering' AND status != 'pending')"
+                ).fetchone()[0]
+            )
+        )
+
     def next_due(self) -> float | None:
         """When the earliest claimable message becomes due (``None``: nothing to claim).
         One index seek per origin with claimable messages."""
