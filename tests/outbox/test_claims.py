@@ -293,7 +293,7 @@ def test_finish_and_claim_is_one_transaction_that_writes_back_first(
     ids = [store.add(message(i)).id for i in range(4)]
     first = store.claim("p1", 2, 30.0, now=t)
     before = store.transactions
-    applied, claimed = store.finish_and_claim(
+    applied, claimed, due = store.finish_and_claim(
         "p1",
         [Outcome(first[0].id, "delivered", 200), Outcome(first[1].id, "retry", 503, "x", t),
          Outcome(ids[3], "delivered", 200)],  # not p1's: ignored
@@ -303,6 +303,7 @@ def test_finish_and_claim_is_one_transaction_that_writes_back_first(
     assert applied == 2
     assert sorted(c.id for c in claimed) == sorted([first[1].id, ids[2], ids[3]])
     assert next(c for c in claimed if c.id == first[1].id).attempt == 2
+    assert due == t + 30.0  # nothing else is due: the leases just taken run out then
     done = store.status(first[0].id)
     assert done is not None
     assert done.status == "delivered"

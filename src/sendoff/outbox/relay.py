@@ -123,6 +123,13 @@ class RelayConfig:
         return self.lease
 
 
+class _Unknown:
+    """Not read yet (a value None cannot stand for: None means nothing is due)."""
+
+
+_UNKNOWN = _Unknown()
+
+
 class _OriginState:
     __slots__ = ("cooldown", "failures", "in_flight", "open_until")
 
@@ -224,6 +231,9 @@ class Relay:
         #: held relay looks at those every HELD_WAKE seconds
         self._held = False
         self._stored = False
+        #: when the next message is due, as this turn's claim read it (_pause reads the
+        #: file when no claim did)
+        self._due: float | _Unknown | None = _UNKNOWN
         self.delivered = self.retried = self.dead = 0
 
     def _configure(self, config: RelayConfig) -> None:
@@ -266,6 +276,7 @@ class Relay:
                 self._outcomes.clear()
                 self._receipts.clear()
                 self._renewed_at = 0.0
+                self._due = _UNKNOWN
                 self._thread = None
                 self._sender = None
             if self._thread is not None:
@@ -418,11 +429,15 @@ class Relay:
         return max(0, room)
 
     def _pause(self, claimed: bool) -> float:
-        due = None
-        try:
-            due = self.store.next_due()
-        except errors.OutboxError:
-            log.warning("the outbox relay cannot read the file", exc_info=True)
+        known, self._due = self._due, _UNKNOWN
+        due: float | None = None
+        if not isinstance(known, _Unknown):
+            due = known
+        else:  # no claim read it this turn
+            try:
+                due = self.store.next_due()
+            except errors.OutboxError:
+                log.warning("the outbox relay cannot read the file", exc_info=True)
         if due is None:
             self._held = False
             return POLL_EVERY * 4
@@ -450,7 +465,7 @@ class Relay:
             elif state.failures >= self.config.circuit.failures:  # half-open: one probe at a time
                 in_flight[origin] = max(in_flight[origin], cap - 1)
         try:
-            _, claimed = self.store.finish_and_claim(
+            _, claimed, self._due = self.store.finish_and_claim(
                 self.owner, done, room, self.config.lease_seconds, now,
                 per_origin_limit=cap, in_flight=in_flight, paused=paused,
             )

@@ -39,7 +39,7 @@ import time
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypedDict, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypedDict, TypeVar
 
 from ..core.errors import OutboxError, OutboxFull
 from . import schedule as _schedule
@@ -247,6 +247,17 @@ class Claimed:
 
 
 Verdict = Literal["delivered", "retry", "dead"]
+
+
+class Turn(NamedTuple):
+    """What :meth:`Store.finish_and_claim` did, in one transaction."""
+
+    #: outcomes that applied (their owner still held the lease)
+    applied: int
+    #: the messages claimed
+    claimed: list[Claimed]
+    #: when the earliest claimable message is due, after the claim (None: none is)
+    next_due: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1208,19 +1219,22 @@ class Store:
         per_origin_limit: int | None = None,
         in_flight: Mapping[str, int] | None = None,
         paused: Collection[str] = (),
-    ) -> tuple[int, list[Claimed]]:
+    ) -> Turn:
         """:meth:`finish` then :meth:`claim` (same arguments) in one transaction, as a
         relay's turn does: one commit instead of two, and the pages both change are written
-        once. Returns how many outcomes applied and what was claimed."""
+        once. Returns how many outcomes applied, what was claimed and :meth:`next_due` as
+        the claim left the file (read in the same transaction)."""
         at = self._now(now)
         apply = self._finish_step(owner, outcomes, at)
         take, died = self._claim_step(
             owner, limit, lease_seconds, at, per_origin_limit, in_flight, paused
         )
 
-        def both(conn: sqlite3.Connection) -> tuple[int, list[Claimed]]:
+        def both(conn: sqlite3.Connection) -> Turn:
             applied = apply(conn) if apply is not None else 0
-            return applied, take(conn)
+            claimed = take(conn)
+            due = min((d for _, d in self._origin_heads(conn, None)), default=None)
+            return Turn(applied, claimed, due)
 
         result = self._write(both)
         self._claimed(died)
