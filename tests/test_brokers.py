@@ -153,12 +153,15 @@ def test_rabbitmq_confirm_publish_raises_when_the_broker_refuses(
 
 
 def _drain(url: str, name: str) -> list[str]:
+    """Every message in queue ``name``. The first may take a while to come: a restarted
+    broker recovers its durable queues after it accepts connections (it read empty within
+    0.5 s once); then the queue is drained until it stays empty for 0.5 s."""
     got: list[str] = []
     with kombu.Connection(url) as conn:
         queue = conn.SimpleQueue(name)
         while True:
             try:
-                message = queue.get(timeout=0.5)
+                message = queue.get(timeout=0.5 if got else 30.0)
             except queue.Empty:
                 break
             got.append(message.payload)
