@@ -317,29 +317,31 @@ def test_finish_and_claim_is_one_transaction_that_writes_back_first(
     assert (again.status, again.lease_owner) == ("delivering", "p1")
 
 
-def test_unfinished_and_any_delivering_follow_every_state(store: Store, clock: Clock) -> None:
-    """The cheap checks flush() polls agree with stats() through a message's life: pending,
-    delivering, a retry waiting, a second message of an ordering key queued behind its
-    head, dead, delivered."""
+def test_unfinished_and_settled_follow_every_state(store: Store, clock: Clock) -> None:
+    """The cheap checks the relays' flush() polls agree with stats() through a message's
+    life: pending, delivering, a retry waiting, a second message of an ordering key queued
+    behind its head, dead, delivered."""
 
-    def agree() -> tuple[bool, bool]:
-        stats = store.stats()
+    def agree(now: float) -> tuple[bool, bool]:
+        stats = store.stats(now=now)
+        due = stats["next_due"]
         assert store.unfinished() == bool(stats["pending"] or stats["delivering"])
-        assert store.any_delivering() == bool(stats["delivering"])
-        return store.unfinished(), store.any_delivering()
+        assert store.settled(now) == (not stats["delivering"] and (due is None or due > now))
+        return store.unfinished(), store.settled(now)
 
     t = clock.now
-    assert agree() == (False, False)
+    assert agree(t) == (False, True)
     head = store.add(message(0, ordering_key="k")).id
     queued = store.add(message(1, ordering_key="k")).id  # blocked behind head: not claimable
-    assert agree() == (True, False)
+    assert agree(t) == (True, False)  # head is due
     assert [c.id for c in store.claim("p1", 10, 30.0, now=t)] == [head]
-    assert agree() == (True, True)
+    assert agree(t) == (True, False)  # head is out
     assert store.finish("p1", [Outcome(head, "retry", 503, "x", t + 5)], now=t) == 1
-    assert agree() == (True, False)
+    assert agree(t) == (True, True)  # waiting for its retry: nothing due yet
+    assert agree(t + 5) == (True, False)
     assert [c.id for c in store.claim("p1", 10, 30.0, now=t + 5)] == [head]
     assert store.finish("p1", [Outcome(head, "dead", 400, "no")], now=t + 5) == 1
-    assert agree() == (True, False)  # the queued one is the head now
+    assert agree(t + 5) == (True, False)  # the queued one is the head now, and due
     assert [c.id for c in store.claim("p1", 10, 30.0, now=t + 5)] == [queued]
     assert store.finish("p1", [Outcome(queued, "delivered", 200)], now=t + 5) == 1
-    assert agree() == (False, False)  # one dead, one delivered: nothing left to do
+    assert agree(t + 5) == (False, True)  # one dead, one delivered: nothing left to do

@@ -264,10 +264,7 @@ class CeleryRelay:
             pause = min(pause * 2, 0.1)
 
     def _caught_up(self) -> bool:
-        if self.store.any_delivering():  # index probes, not stats(): it counts every row
-            return False
-        due = self.store.next_due()
-        return due is None or due > self.clock()
+        return self.store.settled(self.clock())  # index probes, not stats(): it counts rows
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop publishing; wait up to ``timeout`` seconds for the outcomes of what is out

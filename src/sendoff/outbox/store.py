@@ -1322,16 +1322,26 @@ class Store:
             )
         )
 
-    def any_delivering(self) -> bool:
-        """True while a message is being delivered (leased): one index probe."""
-        return bool(
-            self._read(
-                lambda c: c.execute(
+    def settled(self, now: float | None = None) -> bool:
+        """True when no message is being delivered and none is due at ``now`` (messages
+        waiting for a later retry may be pending). Index probes, read in one snapshot: a
+        claim between two reads must not make a message look neither due nor out."""
+        at = self._now(now)
+
+        def read(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN")
+            try:
+                if conn.execute(
                     "SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_status"
                     " WHERE status = 'delivering' AND status != 'pending')"
-                ).fetchone()[0]
-            )
-        )
+                ).fetchone()[0]:
+                    return False
+                due = min((d for _, d in self._origin_heads(conn, None)), default=None)
+            finally:
+                conn.execute("COMMIT")
+            return due is None or due > at
+
+        return self._read(read)
 
     def next_due(self) -> float | None:
         """When the earliest claimable message becomes due (``None``: nothing to claim).
