@@ -955,13 +955,22 @@ class Store:
             if not isinstance(failed, Exception):
                 raise
 
-    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _read(self, fn: Callable[[sqlite3.Connection], T], snapshot: bool = False) -> T:
+        """``fn(reader)``; with ``snapshot``, in one read transaction (each statement of
+        ``fn`` sees the file as the others do)."""
         self._check_process()
         with self._read_lock:
             if self._closed:
                 raise OutboxError(f"outbox {self.path}: closed", cause="closed", path=self.path)
             try:
-                return fn(self._reader())
+                reader = self._reader()
+                if not snapshot:
+                    return fn(reader)
+                reader.execute("BEGIN")
+                try:
+                    return fn(reader)
+                finally:
+                    reader.execute("COMMIT")
             except sqlite3.Error as exc:
                 error = self._error(exc, "read")
                 if error.cause in _RESET_CAUSES:
@@ -1233,8 +1242,7 @@ class Store:
         def both(conn: sqlite3.Connection) -> Turn:
             applied = apply(conn) if apply is not None else 0
             claimed = take(conn)
-            due = min((d for _, d in self._origin_heads(conn, None)), default=None)
-            return Turn(applied, claimed, due)
+            return Turn(applied, claimed, self._earliest_due(conn))
 
         result = self._write(both)
         self._claimed(died)
@@ -1329,26 +1337,25 @@ class Store:
         at = self._now(now)
 
         def read(conn: sqlite3.Connection) -> bool:
-            conn.execute("BEGIN")
-            try:
-                if conn.execute(
-                    "SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_status"
-                    " WHERE status = 'delivering' AND status != 'pending')"
-                ).fetchone()[0]:
-                    return False
-                due = min((d for _, d in self._origin_heads(conn, None)), default=None)
-            finally:
-                conn.execute("COMMIT")
+            if conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_status"
+                " WHERE status = 'delivering' AND status != 'pending')"
+            ).fetchone()[0]:
+                return False
+            due = self._earliest_due(conn)
             return due is None or due > at
 
-        return self._read(read)
+        return self._read(read, snapshot=True)
 
     def next_due(self) -> float | None:
         """When the earliest claimable message becomes due (``None``: nothing to claim).
         One index seek per origin with claimable messages."""
-        return self._read(
-            lambda c: min((due for _, due in self._origin_heads(c, None)), default=None)
-        )
+        return self._read(self._earliest_due)
+
+    @staticmethod
+    def _earliest_due(conn: sqlite3.Connection) -> float | None:
+        """next_due() on ``conn``, inside whatever transaction it is in."""
+        return min((due for _, due in Store._origin_heads(conn, None)), default=None)
 
     # -- finishing attempts ---------------------------------------------------------------
 
@@ -1655,39 +1662,35 @@ class Store:
             def entry(origin: str) -> OriginCounts:
                 return origins.setdefault(origin, {"pending": 0, "delivering": 0, "dead": 0})
 
-            conn.execute("BEGIN")  # one snapshot for every count
-            try:
-                for origin, st, n, first in conn.execute(
-                    "SELECT origin, status, count(*), min(created_at) FROM messages"
-                    " INDEXED BY messages_due WHERE claimable_at IS NOT NULL"
-                    " GROUP BY origin, status"
-                ):
-                    if st == "pending":
-                        entry(origin)["pending"] += n
-                        oldest = first if oldest is None else min(oldest, first)
-                    else:
-                        entry(origin)["delivering"] += n
-                    counts[st] += n
-                for origin, n, first in conn.execute(
-                    "SELECT origin, count(*), min(created_at) FROM messages"
-                    " INDEXED BY messages_ordering WHERE blocked = 1 GROUP BY origin"
-                ):
+            for origin, st, n, first in conn.execute(
+                "SELECT origin, status, count(*), min(created_at) FROM messages"
+                " INDEXED BY messages_due WHERE claimable_at IS NOT NULL"
+                " GROUP BY origin, status"
+            ):
+                if st == "pending":
                     entry(origin)["pending"] += n
-                    counts["pending"] += n
                     oldest = first if oldest is None else min(oldest, first)
-                for origin, n in conn.execute(
-                    "SELECT origin, count(*) FROM messages INDEXED BY messages_status"
-                    " WHERE status = 'dead' AND status != 'pending' GROUP BY origin"
-                ):
-                    entry(origin)["dead"] += n
-                    counts["dead"] += n
-                counts["delivered"] = conn.execute(
-                    "SELECT count(*) FROM messages INDEXED BY messages_status"
-                    " WHERE status = 'delivered' AND status != 'pending'"
-                ).fetchone()[0]
-                due = min((d for _, d in self._origin_heads(conn, None)), default=None)
-            finally:
-                conn.execute("COMMIT")
+                else:
+                    entry(origin)["delivering"] += n
+                counts[st] += n
+            for origin, n, first in conn.execute(
+                "SELECT origin, count(*), min(created_at) FROM messages"
+                " INDEXED BY messages_ordering WHERE blocked = 1 GROUP BY origin"
+            ):
+                entry(origin)["pending"] += n
+                counts["pending"] += n
+                oldest = first if oldest is None else min(oldest, first)
+            for origin, n in conn.execute(
+                "SELECT origin, count(*) FROM messages INDEXED BY messages_status"
+                " WHERE status = 'dead' AND status != 'pending' GROUP BY origin"
+            ):
+                entry(origin)["dead"] += n
+                counts["dead"] += n
+            counts["delivered"] = conn.execute(
+                "SELECT count(*) FROM messages INDEXED BY messages_status"
+                " WHERE status = 'delivered' AND status != 'pending'"
+            ).fetchone()[0]
+            due = self._earliest_due(conn)
             return Stats(
                 total=sum(counts.values()),
                 pending=counts["pending"],
@@ -1700,7 +1703,7 @@ class Store:
                 transactions=self._transactions,
             )
 
-        return self._read(query)
+        return self._read(query, snapshot=True)  # one snapshot for every count
 
     # -- operator actions -----------------------------------------------------------------
 
