@@ -32,10 +32,7 @@ class Burst:
     def __init__(self, limit: int = BURST_LINES, every: float = LOG_EVERY) -> None:
         self.limit = limit
         self.every = every
-        self.start = float("-inf")
-        self.used = 0
-        self.held = 0
-        self.latest = ""
+        self._restart(float("-inf"))
         self._lock = threading.Lock()
 
     def admit(self, now: float, text: str) -> bool:
@@ -71,13 +68,16 @@ class Burst:
                 f" {self.every:g} s (stats() counts every request by origin); the last:"
                 f" {self.latest}"
             )
-        self.start, self.used, self.held, self.latest = now, 0, 0, ""
+        self._restart(now)
         return summary
+
+    def _restart(self, start: float) -> None:
+        self.start, self.used, self.held, self.latest = start, 0, 0, ""
 
     def clear(self) -> None:
         """Forget the current window and what it held back (a test starting afresh)."""
         with self._lock:
-            self.start, self.used, self.held, self.latest = float("-inf"), 0, 0, ""
+            self._restart(float("-inf"))
 
     @property
     def pending(self) -> bool:
