@@ -1445,7 +1445,6 @@ class Store:
             ]
             for item in others
         ])
-        ended = json.dumps([item.id for item in items if item.verdict != "retry"])
 
         def apply(conn: sqlite3.Connection) -> int:
             # A few statements for them all, not one per row (see _CLAIM_ROWS on steps). A
@@ -1463,7 +1462,7 @@ class Store:
                         " WHERE id IN (SELECT value FROM json_each(?))"
                         " AND ordering_key IS NOT NULL AND status = 'delivering'"
                         " AND lease_owner = ?",
-                        (ended, owner),
+                        (json.dumps([i.id for i in items if i.verdict != "retry"]), owner),
                     ).fetchone()[0]
                 )
             applied = 0
