@@ -84,6 +84,25 @@ def test_a_lease_expiring_during_the_last_attempt_makes_the_message_dead(
     assert "lease expired" in st.last_error
 
 
+def test_a_batch_dying_with_its_relay_is_one_log_line(
+    store: Store, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A relay killed with 40 messages out on their last attempt: the claim that finds
+    them dead logs one line with the count, not 40."""
+    ids = [store.add(message(n, schedule=(0,))).id for n in range(40)]
+    assert len(store.claim("p1", 40, 10.0)) == 40
+    clock.advance(10)
+    with caplog.at_level("WARNING", logger="sendoff.outbox"):
+        assert store.claim("p2", 40, 10.0) == []
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1
+    assert said[0].startswith(f"outbox {store.path}: 40 messages are dead: their lease expired")
+    assert ids[0] in said[0]
+    assert ids[5] not in said[0]
+    assert "token" not in caplog.text
+    assert store.stats()["dead"] == 40
+
+
 def test_origins_take_turns_so_a_backlog_does_not_fill_the_batch(store: Store) -> None:
     for i in range(300):
         store.add(message(i, origin=A))  # the slow origin's backlog, oldest first

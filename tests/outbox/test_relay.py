@@ -4,6 +4,7 @@ at their cap."""
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sendoff import Outbox
+from sendoff.delivery import logwindow
 from sendoff.outbox import relay as relay_module
 from tests.support.process_server import wait_until
 from tests.support.recording_server import RecordingServer, Reply
@@ -134,3 +136,54 @@ def test_outcomes_go_in_even_when_the_claim_beside_them_fails(
         outbox.exit_timeout = 0.1
         outbox.close()
         producer.close()
+
+
+def _dead_told(lines: list[str]) -> int:
+    """How many dead messages the "is dead" warnings account for: a line names one, a
+    line after a quiet window adds "(and N more like it ...)", a summing up "N more"."""
+    told = 0
+    for text in lines:
+        if summed := re.search(r"; (\d+) more request\(s\) to \S+ ended like it", text):
+            told += int(summed[1])
+        elif more := re.search(r"\(and (\d+) more like it in the last", text):
+            told += 1 + int(more[1])
+        else:
+            told += 1
+    return told
+
+
+def test_a_receiver_refusing_everything_does_not_flood_the_log(
+    tmp_path: Path,
+    make_server: Callable[..., RecordingServer],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """300 messages answered 400 are dead at once. The relay logged a line for each; now
+    the first of an origin goes out at once and the others of the same window (1 s here)
+    are summed up in one line when it has passed: at most two lines per window, and
+    together they account for every one of the 300."""
+    monkeypatch.setattr(logwindow, "LOG_EVERY", 1.0)
+    server = make_server(lambda req: Reply(400, b"no such hook"))
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    started = time.monotonic()
+    try:
+        with caplog.at_level(logging.WARNING, logger="sendoff"):
+            for n in range(300):
+                outbox.fire("POST", server.url("/hook"), json={"n": n})
+            assert outbox.flush(30)
+
+            def dead_lines() -> list[str]:
+                return [r.getMessage() for r in caplog.records if " is dead" in r.getMessage()]
+
+            wait_until(lambda: _dead_told(dead_lines()) >= 300, timeout=10)
+        windows = (time.monotonic() - started) / logwindow.LOG_EVERY + 1
+        lines = dead_lines()
+        assert _dead_told(lines) == 300
+        assert len(lines) <= 2 * windows
+        assert lines[0].startswith("outbox message msg_")
+        assert "is dead: " in lines[0]
+        assert "400" in lines[0]
+        assert outbox.store.stats()["dead"] == 300
+        assert server.count == 300  # each was sent once: final at the first answer
+    finally:
+        outbox.close()

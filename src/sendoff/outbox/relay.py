@@ -34,7 +34,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from ..core import errors
 from ..core.emitter import Emitter
 from ..delivery.engine import get_engine
-from ..delivery.logwindow import BURST
+from ..delivery.logwindow import BURST, LogWindow
 from ..delivery.receipt import Receipt
 from ..delivery.sender import Sender, Settings
 from ..delivery.wire import request_from_wire
@@ -131,13 +131,15 @@ _UNKNOWN = _Unknown()
 
 
 class _OriginState:
-    __slots__ = ("cooldown", "failures", "in_flight", "open_until")
+    __slots__ = ("cooldown", "dead_lines", "failures", "in_flight", "open_until")
 
     def __init__(self) -> None:
         self.in_flight = 0
         self.failures = 0
         self.open_until = 0.0
         self.cooldown = 0.0
+        #: caps the "is dead" warnings of its messages (made at the first)
+        self.dead_lines: LogWindow | None = None
 
 
 @runtime_checkable
@@ -234,6 +236,8 @@ class Relay:
         #: when the next message is due, as this turn's claim read it (_pause reads the
         #: file when no claim did)
         self._due: float | _Unknown | None = _UNKNOWN
+        #: origins whose "is dead" warnings are held back, to be summed up (_report_lines)
+        self._held_lines: dict[str, LogWindow] = {}
         self.delivered = self.retried = self.dead = 0
 
     def _configure(self, config: RelayConfig) -> None:
@@ -273,6 +277,7 @@ class Relay:
                 self._pid = os.getpid()
                 self.owner = new_owner()
                 self._origins.clear()
+                self._held_lines.clear()
                 self._outcomes.clear()
                 self._receipts.clear()
                 self._renewed_at = 0.0
@@ -370,6 +375,7 @@ class Relay:
                 if not self.in_flight() and not self._outcomes:
                     self._idle.set()
                 self._renew()
+                self._report_lines()
                 if self._running:
                     self._maybe_purge()
                 if claimed and len(claimed) == room:
@@ -548,27 +554,48 @@ class Relay:
             return Outcome(message.id, "delivered", result.status)
         reason = result.reason
         if result.verdict == "dead":
-            self.dead += 1
             state.failures = 0
-            log.warning(
-                "outbox message %s (%s %s) is dead: %s", message.id, message.method,
-                message.origin, reason,
-            )
-            return Outcome(message.id, "dead", result.status, reason)
+            return self._dead(state, message, result.status, reason, f"is dead: {reason}")
         self._failed(state, message.origin, now)
         when = plan_retry(
             message.schedule, message.attempt, now, rng=self.rng,
             retry_after_delay=result.retry_after,
         )
         if when is None:
-            self.dead += 1
-            log.warning(
-                "outbox message %s (%s %s) is dead after %d attempt(s): %s", message.id,
-                message.method, message.origin, message.attempts, reason,
+            return self._dead(
+                state, message, result.status, reason,
+                f"is dead after {message.attempts} attempt(s): {reason}",
             )
-            return Outcome(message.id, "dead", result.status, reason)
         self.retried += 1
         return Outcome(message.id, "retry", result.status, reason, when)
+
+    def _dead(
+        self, state: _OriginState, message: Claimed, status: int | None, reason: str, why: str
+    ) -> Outcome:
+        """Count a message that ends dead and log it: the first of an origin at once, the
+        others of the same LOG_EVERY window summed up in one line (a receiver answering
+        400 to everything would otherwise log a line per message)."""
+        self.dead += 1
+        window = state.dead_lines
+        if window is None:
+            window = state.dead_lines = LogWindow()
+        window.line(
+            time.monotonic(),
+            f"outbox message {message.id} ({message.method} {message.origin}) {why}",
+        )
+        if window.pending:
+            self._held_lines[message.origin] = window
+        return Outcome(message.id, "dead", status, reason)
+
+    def _report_lines(self) -> None:
+        """Sum up the "is dead" warnings held back, once their window has passed."""
+        if not self._held_lines:
+            return
+        now = time.monotonic()
+        for origin, window in list(self._held_lines.items()):
+            window.report(now, origin)
+            if not window.pending:
+                del self._held_lines[origin]
 
     def _failed(self, state: _OriginState, origin: str, now: float) -> None:
         state.failures += 1

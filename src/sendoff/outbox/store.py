@@ -1211,9 +1211,15 @@ class Store:
     def _claimed(self, died: list[str]) -> None:
         """After a claim's transaction: log the messages it found dead (outside it: a log
         handler may use the store) and checkpoint now and then."""
-        for ident in died:
+        if len(died) == 1:
             logger.warning("outbox %s: message %s is dead: its lease expired on its last"
-                           " attempt", self.path, ident)  # fmt: skip
+                           " attempt", self.path, died[0])  # fmt: skip
+        elif died:  # a relay that died with a batch out: one line, not one per message
+            logger.warning(
+                "outbox %s: %d messages are dead: their lease expired on their last attempt"
+                " (%s%s)", self.path, len(died), ", ".join(died[:5]),
+                ", ..." if len(died) > 5 else "",
+            )
         if time.monotonic() - self._last_checkpoint >= _CHECKPOINT_EVERY:
             self._checkpoint_quietly()
 
