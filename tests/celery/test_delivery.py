@@ -300,3 +300,26 @@ def test_two_relays_on_one_file_share_its_reply_queue(
     assert all(c["published"] > 0 and c["delivered"] > 0 for c in counters), counters
     assert sum(c["delivered"] for c in counters) == 3000
     assert sum(c["expired"] for c in counters) == 0
+
+
+@pytest.mark.timeout(170)
+def test_large_messages_go_in_tasks_a_broker_takes(
+    broker_url: str,
+    sendoff_workers: Callable[..., list[CeleryWorker]],
+    celery_outbox: Callable[..., Outbox],
+    server: RecordingServer,
+) -> None:
+    """12 messages of 3 MB (36 MB: more than one claim may take): each task holds at most
+    ``batch_bytes`` (4 MiB), so every message goes in a task of its own, not one 36 MB
+    task of 200 messages (RabbitMQ 4 refuses a message over 16 MiB). All arrive, once,
+    whole."""
+    workers = sendoff_workers(broker_url, count=1)
+    outbox = celery_outbox(broker_url)
+    body = "y" * 3_000_000
+    for n in range(12):
+        outbox.fire("POST", server.url("/big"), json={"n": n, "body": body})
+    flushed(outbox, 120, workers)
+    assert sorted(body_number(req) for req in server.received) == list(range(12))
+    assert all(len(req.body) > 3_000_000 for req in server.received)
+    tasks = re.findall(r"Task sendoff\.deliver\[([^\]]+)\] received", workers[0].output())
+    assert len(set(tasks)) == 12

@@ -22,9 +22,10 @@ from sendoff.celery import (
     register,
 )
 from sendoff.celery.payload import VERSION, outcome, report
+from sendoff.celery.relay import split_batches
 from sendoff.delivery.sender import Settings
 from sendoff.events import Emitter
-from sendoff.outbox import NewMessage, Store
+from sendoff.outbox import Claimed, NewMessage, Store
 from sendoff.outbox.relay import Relay, RelayBackend, RelayConfig
 from tests.support.recording_server import RecordingServer
 
@@ -175,3 +176,26 @@ def test_register_configures_the_task_for_at_least_once() -> None:
     assert task.ignore_result is True
     assert app.conf.worker_prefetch_multiplier == 1
     app.close()
+
+
+def _claimed(ident: str, origin: str, size: int) -> Claimed:
+    return Claimed(
+        id=ident, key=ident, method="POST", url=f"{origin}/hook", origin=origin,
+        wire=b"x" * size, timeout=5.0, ordering_key=None, attempt=1, attempts=1,
+        schedule=(0.0,), created_at=0.0, lease_owner="o", lease_expires=10.0,
+    )
+
+
+def test_a_claim_is_split_into_tasks_by_origin_count_and_bytes() -> None:
+    """A task holds one origin's messages, at most ``batch`` of them and ``batch_bytes`` of
+    request bytes; a message larger than that goes alone. Order is kept."""
+    a, b = "http://a.example:80", "http://b.example:80"
+    claimed = [
+        _claimed("a1", a, 400), _claimed("b1", b, 10), _claimed("a2", a, 400),
+        _claimed("a3", a, 400), _claimed("a4", a, 5000), _claimed("a5", a, 1),
+        _claimed("b2", b, 10), _claimed("b3", b, 10), _claimed("b4", b, 10),
+    ]
+    tasks = split_batches(claimed, batch=3, batch_bytes=1000)
+    assert [[m.id for m in task] for task in tasks] == [
+        ["a1", "a2"], ["a3"], ["a4"], ["a5"], ["b1", "b2", "b3"], ["b4"],
+    ]

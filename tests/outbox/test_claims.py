@@ -103,6 +103,34 @@ def test_a_batch_dying_with_its_relay_is_one_log_line(
     assert store.stats()["dead"] == 40
 
 
+def test_max_bytes_bounds_what_one_claim_takes(store: Store) -> None:
+    """A claim stops before the message that would pass ``max_bytes`` (the first is always
+    taken, however large); the rest stay pending for the next claim."""
+    big = [store.add(message(n, wire=bytes([65 + n]) * 1000)).id for n in range(5)]
+    first = store.claim("p1", 10, 10.0, max_bytes=2500)
+    assert [c.id for c in first] == big[:2]
+    assert [len(c.wire) for c in first] == [1000, 1000]
+    (alone,) = store.claim("p1", 10, 10.0, max_bytes=10)  # larger than the bound: alone
+    assert alone.id == big[2]
+    assert alone.wire == b"C" * 1000
+    assert store.stats()["pending"] == 2
+    assert [c.id for c in store.claim("p1", 10, 10.0)] == big[3:]
+    with pytest.raises(ValueError, match="max_bytes"):
+        store.claim("p1", 10, 10.0, max_bytes=0)
+
+
+def test_a_claim_cut_by_max_bytes_goes_on_with_the_next_origin(store: Store) -> None:
+    """Origins take turns; a claim cut short by ``max_bytes`` leaves the next claim to
+    start with the origin after the last one it served."""
+    for origin in (A, B, C):
+        for n in range(3):
+            store.add(message(n, origin=origin, wire=b"x" * 100))
+    cut = store.claim("p1", 10, 10.0, max_bytes=200)  # origins go in name order: A, C, B
+    assert [c.origin for c in cut] == [A, C]
+    after = store.claim("p1", 3, 10.0)
+    assert [c.origin for c in after] == [B, A, C]
+
+
 def test_origins_take_turns_so_a_backlog_does_not_fill_the_batch(store: Store) -> None:
     for i in range(300):
         store.add(message(i, origin=A))  # the slow origin's backlog, oldest first

@@ -187,3 +187,37 @@ def test_a_receiver_refusing_everything_does_not_flood_the_log(
         assert server.count == 300  # each was sent once: final at the first answer
     finally:
         outbox.close()
+
+
+def test_large_messages_in_flight_stay_within_max_bytes(
+    tmp_path: Path, make_server: Callable[..., RecordingServer]
+) -> None:
+    """20 messages of about 1 MB to a receiver that holds its answers: the relay hands the
+    engine what fits in ``max_bytes`` and one more message (each claim takes at least
+    one), not a batch of 20 MB; once the answers come, all 20 arrive, once each, whole.
+    (Claims were bounded only by count: 40 messages of 4 MB took 500 MB of memory.)"""
+    release = threading.Event()
+    server = make_server(lambda req: Reply(200, b"ok", hold=release))
+    budget = 3 * 2**20
+    relay = relay_module.Relay(max_bytes=budget)
+    outbox = Outbox(tmp_path / "o.sqlite3", relay=relay, timeout=60)
+    body = "x" * 1_000_000
+    try:
+        for n in range(20):
+            outbox.fire("POST", server.url(f"/big/{n}"), json={"n": n, "body": body})
+        server.wait_for(4, timeout=20)
+        counters = relay.counters()
+        assert counters["in_flight"] == 4  # three fit in 3 MiB; the claim after them took one
+        assert budget < counters["bytes_in_flight"] < budget + 1_100_000
+        time.sleep(0.3)  # the relay is held back: nothing more goes out
+        assert server.count == 4
+        release.set()
+        assert outbox.flush(60)
+        assert sorted(req.path for req in server.received) == sorted(
+            f"/big/{n}" for n in range(20)
+        )
+        assert all(len(req.body) > 1_000_000 for req in server.received)
+        assert relay.counters()["bytes_in_flight"] == 0
+    finally:
+        release.set()
+        outbox.close()

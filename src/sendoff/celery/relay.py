@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core import errors
-from ..outbox.relay import RelayConfig
+from ..outbox.relay import MAX_BYTES_IN_FLIGHT, RelayConfig
 from ..outbox.schedule import plan_retry
 from ..outbox.store import MAX_BATCH, Claimed, Outcome, Store, new_owner
 from .payload import OUTCOME_EXCHANGE, TASK_NAME, Batch, Message
@@ -79,6 +79,29 @@ MAX_BACKOFF = 5.0
 #: Seconds between two claims that were not full: messages stored meanwhile go out
 #: together (one claim transaction and one task), not one claim per message stored.
 CLAIM_EVERY = 0.005
+#: Request bytes in one task at most, by default (a larger message goes in a task of its
+#: own): brokers cap a message's size (RabbitMQ 4: 16 MiB), and a worker holds its batch.
+BATCH_BYTES = 4 * 2**20
+
+
+def split_batches(claimed: list[Claimed], batch: int, batch_bytes: int) -> list[list[Claimed]]:
+    """The tasks of a claim: one origin each, at most ``batch`` messages and ``batch_bytes``
+    of request bytes each (a larger message goes alone), in the claim's order."""
+    by_origin: dict[str, list[Claimed]] = {}
+    for message in claimed:
+        by_origin.setdefault(message.origin, []).append(message)
+    chunks: list[list[Claimed]] = []
+    for group in by_origin.values():
+        chunk: list[Claimed] = []
+        size = 0
+        for message in group:
+            if chunk and (len(chunk) >= batch or size + len(message.wire) > batch_bytes):
+                chunks.append(chunk)
+                chunk, size = [], 0
+            chunk.append(message)
+            size += len(message.wire)
+        chunks.append(chunk)
+    return chunks
 
 
 @dataclass
@@ -97,10 +120,12 @@ class CeleryRelay:
     the delivery tasks go to (default: Celery's routing, normally ``celery``);
     ``reply_queue`` the durable queue the workers report outcomes to (default
     ``sendoff.outcomes.<host>.<hash of the file's path>``: one per outbox file). ``batch``
-    is the most messages in one task; ``max_in_flight`` the most messages published and
-    not answered at any time. The outbox's settings (timeouts, per-origin cap, circuit,
-    lease, key header) reach the workers inside each batch; its TLS settings and
-    listeners do not (give them to ``register()`` on the workers).
+    is the most messages in one task and ``batch_bytes`` the most request bytes (a larger
+    message goes in a task of its own); ``max_in_flight`` the most messages published and
+    not answered at any time. One claim takes at most 32 MiB of request bytes. The
+    outbox's settings (timeouts, per-origin cap, circuit, lease, key header) reach the
+    workers inside each batch; its TLS settings and listeners do not (give them to
+    ``register()`` on the workers).
     """
 
     def __init__(
@@ -110,6 +135,7 @@ class CeleryRelay:
         queue: str | None = None,
         reply_queue: str | None = None,
         batch: int = 200,
+        batch_bytes: int = BATCH_BYTES,
         max_in_flight: int = 10_000,
         task_name: str = TASK_NAME,
         clock: Callable[[], float] = time.time,
@@ -119,9 +145,12 @@ class CeleryRelay:
             raise ValueError(f"batch: must be between 1 and {MAX_BATCH}")
         if max_in_flight < batch:
             raise ValueError("max_in_flight: must be at least batch")
+        if batch_bytes < 1:
+            raise ValueError("batch_bytes: must be at least 1")
         self.app = app
         self.queue = queue
         self.batch = batch
+        self.batch_bytes = batch_bytes
         self.max_in_flight = max_in_flight
         self.task_name = task_name
         self.clock = clock
@@ -364,20 +393,14 @@ class CeleryRelay:
             return self.store.claim(
                 token, limit, self.config.lease_seconds, now,
                 per_origin_limit=first, in_flight=in_flight, paused=paused,
+                max_bytes=MAX_BYTES_IN_FLIGHT,
             )
         except errors.OutboxError:
             log.warning("the Celery relay could not claim messages", exc_info=True)
             return []
 
     def _publish(self, token: str, claimed: list[Claimed]) -> None:
-        by_origin: dict[str, list[Claimed]] = {}
-        for message in claimed:
-            by_origin.setdefault(message.origin, []).append(message)
-        chunks = [
-            group[i : i + self.batch]
-            for group in by_origin.values()
-            for i in range(0, len(group), self.batch)
-        ]
+        chunks = split_batches(claimed, self.batch, self.batch_bytes)
         expires = claimed[0].lease_expires
         circuit = self.config.circuit
         with self._lock:

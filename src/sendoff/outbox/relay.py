@@ -49,6 +49,10 @@ log = logging.getLogger("sendoff.outbox")
 #: Messages per connection an origin may have in the engine's hands (queued behind the
 #: ones on the wire), so that claims come in batches while its connections stay busy.
 QUEUED_PER_CONNECTION = 8
+#: Request bytes (stored wires) a relay has in the engine's hands at most, by default: a
+#: claim stops before the message that would pass it (the first is always taken), so that
+#: large messages cannot fill the memory whatever the batch size.
+MAX_BYTES_IN_FLIGHT = 32 * 2**20
 #: The header every attempt carries the message's key in.
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: Seconds between two looks at the file when nothing was enqueued in this process
@@ -178,7 +182,8 @@ class Relay:
     seconds after delivery a row is purged. ``lease`` is how long a claimed message is
     this relay's without a renewal (default two deadlines, at least 30 s): the relay renews
     the leases of what is in flight; when it dies, the file hands its messages to another
-    relay once their leases run out.
+    relay once their leases run out. At most ``max_bytes`` of request bytes are in flight
+    (one message larger than that goes out alone).
 
     ``Outbox(path)`` makes one and binds it (:meth:`bind`) to its store with its own settings;
     ``Outbox(path, relay=Relay(batch=64))`` binds one made by hand (then the outbox's
@@ -195,6 +200,7 @@ class Relay:
         deadline: float | None = None,
         idempotency_header: str = IDEMPOTENCY_HEADER,
         batch: int = 256,
+        max_bytes: int = MAX_BYTES_IN_FLIGHT,
         per_origin: int = 16,
         circuit: Circuit = DEFAULT_CIRCUIT,
         keep_delivered: float | None = 24 * 3600.0,
@@ -202,8 +208,11 @@ class Relay:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
+        if max_bytes < 1:
+            raise ValueError("max_bytes: must be at least 1")
         self._store = store
         self.batch = batch
+        self.max_bytes = max_bytes
         self.clock = clock
         self.rng = rng or random.Random()
         self._lease_given = lease
@@ -220,6 +229,7 @@ class Relay:
         #: the receipts in flight (the engine holds its jobs' receipts weakly); a set, not
         #: a dict by message id: a message whose lease ran out may be in flight twice
         self._receipts: dict[Receipt, str] = {}  # the receipt in flight -> its message id
+        self._bytes = 0  # the wires of the messages in flight
         self._renewed_at = 0.0
         self._wake = threading.Event()
         self._idle = threading.Event()
@@ -280,6 +290,7 @@ class Relay:
                 self._held_lines.clear()
                 self._outcomes.clear()
                 self._receipts.clear()
+                self._bytes = 0
                 self._renewed_at = 0.0
                 self._due = _UNKNOWN
                 self._thread = None
@@ -310,6 +321,7 @@ class Relay:
         now = self.clock()
         return {
             "in_flight": self.in_flight(),
+            "bytes_in_flight": self._bytes,
             "delivered": self.delivered,
             "retried": self.retried,
             "dead": self.dead,
@@ -428,6 +440,8 @@ class Relay:
     def _room(self) -> int:
         """How many to claim now: none until a good part of a batch is free (each claim
         is a transaction), unless nothing is in flight."""
+        if self._bytes >= self.max_bytes:
+            return 0
         in_flight = self.in_flight()
         room = min(self.batch, 4 * self.batch - in_flight)
         if in_flight and room < self.batch // 4:
@@ -474,6 +488,7 @@ class Relay:
             _, claimed, self._due = self.store.finish_and_claim(
                 self.owner, done, room, self.config.lease_seconds, now,
                 per_origin_limit=cap, in_flight=in_flight, paused=paused,
+                max_bytes=self.max_bytes - self._bytes,
             )
         except errors.OutboxError:
             log.warning("the outbox relay could not claim messages", exc_info=True)
@@ -487,6 +502,7 @@ class Relay:
         if state is None:
             state = self._origins[message.origin] = _OriginState()
         state.in_flight += 1
+        self._bytes += len(message.wire)
         sender = self._sender
         if sender is None:
             sender = self._sender = get_engine().sender(self.config.settings)
@@ -546,6 +562,7 @@ class Relay:
         self._receipts.pop(receipt, None)
         state = self._origins[message.origin]
         state.in_flight -= 1
+        self._bytes -= len(message.wire)
         result = judge(receipt, now)
         if result.verdict == "delivered":
             self.delivered += 1

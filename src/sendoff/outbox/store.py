@@ -144,7 +144,7 @@ _CLAIM_ROWS = (
     "SELECT json_group_array(json_array(seq, id, coalesce(key, id), method, url, origin,"
     f" CASE WHEN length(wire) <= {_INLINE_WIRE} THEN hex(wire) END,"
     " printf('%!.17g', timeout), ordering_key, attempts, round_start, schedule,"
-    " printf('%!.17g', created_at), status)) FROM messages"
+    " printf('%!.17g', created_at), status, length(wire))) FROM messages"
     " WHERE seq IN (SELECT value FROM json_each(?))"
 )
 
@@ -1070,6 +1070,7 @@ class Store:
         per_origin_limit: int | None = None,
         in_flight: Mapping[str, int] | None = None,
         paused: Collection[str] = (),
+        max_bytes: int | None = None,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due messages to ``owner`` for ``lease_seconds``.
 
@@ -1082,9 +1083,14 @@ class Store:
         ``per_origin_limit``, an origin gets at most ``per_origin_limit - in_flight[origin]``
         messages (``in_flight``: what the caller still has in flight there); origins in
         ``paused`` (an open circuit) get none.
+
+        ``max_bytes`` bounds the request bytes (wires) of the messages claimed: the claim
+        stops before the message that would pass it, but always takes the first, however
+        large (so memory stays bounded by the caller's budget plus one message).
         """
         take, died = self._claim_step(
-            owner, limit, lease_seconds, self._now(now), per_origin_limit, in_flight, paused
+            owner, limit, lease_seconds, self._now(now), per_origin_limit, in_flight, paused,
+            max_bytes,
         )
         claimed = self._write(take)
         self._claimed(died)
@@ -1099,6 +1105,7 @@ class Store:
         per_origin_limit: int | None,
         in_flight: Mapping[str, int] | None,
         paused: Collection[str],
+        max_bytes: int | None = None,
     ) -> tuple[Callable[[sqlite3.Connection], list[Claimed]], list[str]]:
         """claim()'s checks, then its write (for a transaction) and the list of the ids
         that write finds dead (filled when it runs)."""
@@ -1110,6 +1117,8 @@ class Store:
             raise ValueError("lease_seconds: must be a positive number")
         if per_origin_limit is not None and per_origin_limit < 1:
             raise ValueError("per_origin_limit: must be None or >= 1")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("max_bytes: must be None or >= 1")
         expires = at + lease_seconds
         flying = dict(in_flight or {})
         skip = frozenset(paused)
@@ -1157,6 +1166,7 @@ class Store:
                 depth += 1
             claimed: list[Claimed] = []
             leased: list[int] = []
+            taken_bytes = 0
             del died[:]  # a retried transaction starts over
             rows = {
                 row[0]: row
@@ -1174,6 +1184,12 @@ class Store:
                     self._finish_row(conn, seq, row[8], "dead", _KEEP, error, at)
                     died.append(row[1])
                     continue
+                if max_bytes is not None and leased and taken_bytes + row[14] > max_bytes:
+                    # the rest stay pending; the next claim starts with the origin after
+                    # the last one served, as it would after a full batch
+                    self._origin_cursor = claimed[-1].origin
+                    break
+                taken_bytes += row[14]
                 leased.append(seq)
                 claimed.append(
                     Claimed(
@@ -1234,6 +1250,7 @@ class Store:
         per_origin_limit: int | None = None,
         in_flight: Mapping[str, int] | None = None,
         paused: Collection[str] = (),
+        max_bytes: int | None = None,
     ) -> Turn:
         """:meth:`finish` then :meth:`claim` (same arguments) in one transaction, as a
         relay's turn does: one commit instead of two, and the pages both change are written
@@ -1242,7 +1259,7 @@ class Store:
         at = self._now(now)
         apply = self._finish_step(owner, outcomes, at)
         take, died = self._claim_step(
-            owner, limit, lease_seconds, at, per_origin_limit, in_flight, paused
+            owner, limit, lease_seconds, at, per_origin_limit, in_flight, paused, max_bytes
         )
 
         def both(conn: sqlite3.Connection) -> Turn:
