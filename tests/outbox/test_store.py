@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import mmap
 import os
 import sqlite3
 import threading
@@ -22,6 +23,7 @@ from sendoff.outbox import (
     new_id,
     origin_of,
 )
+from sendoff.outbox.store import MAX_WIRE
 
 from .conftest import Clock, message, worker
 
@@ -98,6 +100,18 @@ def test_origin_of() -> None:
 def test_malformed_messages_raise_naming_the_field(store: Store, field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         store.add(dataclasses.replace(message(1), **{field: value}))
+    assert store.stats()["total"] == 0
+
+
+def test_a_request_larger_than_sqlite_takes_is_refused_at_once(store: Store) -> None:
+    """Past SQLite's length limit the insert failed with "string or blob too big" (an
+    OutboxError with the cause "error"); now the size is named before anything is done.
+    (An anonymous mapping: a gigabyte of address space, no gigabyte of memory.)"""
+    with mmap.mmap(-1, MAX_WIRE + 1) as huge:
+        wire = memoryview(huge)
+        with pytest.raises(ValueError, match=r"wire: the request is 998,951,425 bytes"):
+            store.add(dataclasses.replace(message(1), wire=wire))
+        wire.release()
     assert store.stats()["total"] == 0
 
 

@@ -60,6 +60,9 @@ APPLICATION_ID = 0x736E646F
 MIN_SQLITE = (3, 33, 0)
 #: The most rows one claim, list page or batch touches.
 MAX_BATCH = 1000
+#: The largest request (wire bytes) a message may hold: SQLite's default length limit of
+#: 10**9 bytes for a row, less room for its other columns.
+MAX_WIRE = 10**9 - 2**20
 _MAX_GROUP = 512  # at most this many writes share one transaction
 _MAX_ERROR_TEXT = 2000
 _AUTOCHECKPOINT_PAGES = 10_000  # about 40 MB of WAL when no relay claims (and checkpoints)
@@ -374,6 +377,11 @@ def _check_message(msg: NewMessage) -> tuple[bytes, tuple[tuple[float, ...], str
         raise ValueError("origin: must be scheme://host:port")
     if not isinstance(msg.wire, bytes | bytearray | memoryview):
         raise ValueError("wire: must be bytes")
+    if len(msg.wire) > MAX_WIRE:
+        raise ValueError(
+            f"wire: the request is {len(msg.wire):,} bytes; an outbox stores at most"
+            f" {MAX_WIRE:,} (SQLite's length limit, with room for the rest of the row)"
+        )
     timeout = msg.timeout
     if (
         isinstance(timeout, bool)
