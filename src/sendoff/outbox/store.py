@@ -1113,7 +1113,7 @@ class Store:
         per_origin_limit: int | None,
         in_flight: Mapping[str, int] | None,
         paused: Collection[str],
-        max_bytes: int | None = None,
+        max_bytes: int | None,
     ) -> tuple[Callable[[sqlite3.Connection], list[Claimed]], list[str]]:
         """claim()'s checks, then its write (for a transaction) and the list of the ids
         that write finds dead (filled when it runs)."""
