@@ -240,9 +240,7 @@ class Outbox(Client[OutboxReceipt]):
         if fast is None:  # the less common shapes: the Request checks and renders them
             request = build_request(method, url, params, data, json, headers, timeout)
             return self.execute(request, key=chosen, ordering_key=ordering_key)
-        parsed, wire = fast
-        verb = wire[: wire.find(b" ")].decode("latin-1")
-        target = wire[len(verb) + 1 : wire.find(b" ", len(verb) + 1)].decode("latin-1")
+        parsed, wire, verb, target = fast
         return self._store(
             verb, parsed, parsed.origin_text + target, wire, timeout or self.timeout, chosen,
             ordering_key,

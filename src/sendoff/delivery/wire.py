@@ -50,9 +50,10 @@ def fire_wire(
     json: Any,
     headers: Mapping[str, Any] | None,
     timeout: float | None = None,
-) -> tuple[URL, bytes] | None:
-    """(parsed URL, wire bytes) for a common fire, or None to take the Request path
-    (also for a ``timeout`` that is not a positive number: Request says what is wrong).
+) -> tuple[URL, bytes, str, str] | None:
+    """(parsed URL, wire bytes, method, request target) for a common fire, or None to take
+    the Request path (also for a ``timeout`` that is not a positive number: Request says
+    what is wrong).
 
     Raises InvalidRequest for bad input, exactly as Request would.
     """
@@ -97,7 +98,7 @@ def fire_wire(
         f"{verb} {target} HTTP/1.1\r\nHost: {parsed.host_header}\r\n{extra}"
         f"{_UA_LINE}{kind}{length}\r\n"
     )
-    return parsed, head.encode("latin-1") + body
+    return parsed, head.encode("latin-1") + body, verb, target
 
 
 def _fields(field: str, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -299,8 +299,8 @@ class Stats(TypedDict):
 def new_id(now: float) -> str:
     """``msg_`` + 32 hex digits: 48 bits of milliseconds then 80 random bits, so ids sort by
     creation time (to the millisecond) and never repeat."""
-    ms = max(0, int(now * 1000)) & 0xFFFF_FFFF_FFFF
-    return f"msg_{ms:012x}{_randbits(80):020x}"
+    ms = int(now * 1000) & 0xFFFF_FFFF_FFFF if now > 0 else 0
+    return f"msg_{ms << 80 | _randbits(80):032x}"
 
 
 def _lowest_id(since: float) -> str:
@@ -569,6 +569,7 @@ class Store:
         self._idle = threading.Condition(self._lock)
         self._queue: list[_Write[Any]] = []
         self._busy = False
+        self._idle_waiters = 0  # threads in _idle.wait() (fork, close)
         self._pending = 0
         self._read_lock = threading.Lock()
         self._wconn: sqlite3.Connection | None = None
@@ -579,8 +580,16 @@ class Store:
         self._read_lock.acquire()
         with self._lock:
             while self._busy:
-                self._idle.wait()
+                self._wait_idle()
             self._busy = True
+
+    def _wait_idle(self) -> None:
+        """With ``self._lock`` held: wait until the running transaction has ended."""
+        self._idle_waiters += 1
+        try:
+            self._idle.wait()
+        finally:
+            self._idle_waiters -= 1
 
     def _fork_release(self) -> None:
         """After fork() in the parent: let the writes that queued meanwhile go."""
@@ -854,23 +863,24 @@ class Store:
         with self._lock:
             if self._closed:
                 raise OutboxError(f"outbox {self.path}: closed", cause="closed", path=self.path)
-            self._queue.append(write)
             self._pending += 1
             lead = not self._busy
-            if lead:
+            if lead:  # nothing runs, so nothing is queued: this write is the batch
                 self._busy = True
             else:
+                self._queue.append(write)
                 write.waiter = waiter = threading.Lock()
                 waiter.acquire()
-        if not lead:
+        if lead:
+            self._lead(write, [write])
+        else:
             try:
                 waiter.acquire()
             except BaseException:
                 self._withdraw(write)
                 raise
-            lead = not write.done
-        if lead:
-            self._lead(write)
+            if not write.done:  # promoted: lead the writes queued so far
+                self._lead(write, None)
         if write.error is not None:
             raise write.error
         return write.result  # type: ignore[return-value]
@@ -893,12 +903,16 @@ class Store:
             nxt.waiter.release()
         else:
             self._busy = False
-            self._idle.notify_all()
+            if self._idle_waiters:
+                self._idle.notify_all()
 
-    def _lead(self, mine: _Write[Any]) -> None:
-        with self._lock:
-            batch = self._queue[:_MAX_GROUP]
-            del self._queue[:_MAX_GROUP]
+    def _lead(self, mine: _Write[Any], batch: list[_Write[Any]] | None) -> None:
+        """Run ``batch`` (None: the queued writes) in one transaction, then wake its
+        writers and pass the lead on."""
+        if batch is None:
+            with self._lock:
+                batch = self._queue[:_MAX_GROUP]
+                del self._queue[:_MAX_GROUP]
         try:
             self._run(batch)
         finally:
@@ -1879,7 +1893,7 @@ class Store:
         with self._lock:
             self._closed = True
             while self._busy:
-                self._idle.wait()
+                self._wait_idle()
         with self._read_lock:
             self._close_connections()
         _stores.discard(self)
