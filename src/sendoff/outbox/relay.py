@@ -727,6 +727,10 @@ def judge(receipt: Receipt, now: float) -> Judgement:
     dead, with the status, the error text and a ``Retry-After`` delay from ``now``."""
     status = receipt.status
     error = receipt.error
+    if error is None and status is not None:
+        known = _PLAIN.get(status)
+        if known is not None:
+            return known
     verdict = classify(status, None if status is not None else error_kind(error))
     text = None if error is None else str(error)
     later = None
@@ -734,7 +738,15 @@ def judge(receipt: Receipt, now: float) -> Judgement:
         response = receipt.response
         if response is not None:
             later = retry_after(response.headers.get("retry-after"), now)
-    return Judgement(verdict, status, text, later)
+    result = Judgement(verdict, status, text, later)
+    if error is None and status is not None and status not in (429, 503) and status < 1000:
+        _PLAIN[status] = result  # a status alone always means the same
+    return result
+
+
+#: the judgement of an answer with no error and no Retry-After to read, by status (at
+#: most a thousand: judgements are immutable, and a relay judges one per message)
+_PLAIN: dict[int, Judgement] = {}
 
 
 def with_header(wire: bytes, name: str, value: str) -> bytes:
@@ -744,11 +756,10 @@ def with_header(wire: bytes, name: str, value: str) -> bytes:
     older sendoff stored unchecked must not inject a header at send time."""
     head_end = wire.find(b"\r\n\r\n")
     head = wire[:head_end]
-    needle = b"\r\n" + name.lower().encode("latin-1") + b":"
-    if needle in head.lower():
+    if f"\r\n{name.lower()}:".encode("latin-1") in head.lower():
         return wire
     header_value(name, value)
-    return head + b"\r\n" + f"{name}: {value}".encode("latin-1") + wire[head_end:]
+    return b"".join((head, f"\r\n{name}: {value}".encode("latin-1"), wire[head_end:]))
 
 
 def error_kind(error: BaseException | None) -> ErrorKind:

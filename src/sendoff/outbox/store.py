@@ -1214,21 +1214,21 @@ class Store:
                 taken_bytes += row[14]
                 leased.append(seq)
                 claimed.append(
-                    Claimed(
-                        id=row[1],
-                        key=row[2],
-                        method=row[3],
-                        url=row[4],
-                        origin=row[5],
-                        wire=bytes.fromhex(row[6]) if row[6] is not None else wire(seq),
-                        timeout=float(row[7]),
-                        ordering_key=row[8],
-                        attempt=attempt,
-                        attempts=row[9] + 1,
-                        schedule=steps,
-                        created_at=float(row[12]),
-                        lease_owner=owner,
-                        lease_expires=expires,
+                    Claimed(  # positional, in field order: keywords cost 1 us a message
+                        row[1],  # id
+                        row[2],  # key
+                        row[3],  # method
+                        row[4],  # url
+                        row[5],  # origin
+                        bytes.fromhex(row[6]) if row[6] is not None else wire(seq),
+                        float(row[7]),  # timeout
+                        row[8],  # ordering_key
+                        attempt,
+                        row[9] + 1,  # attempts
+                        steps,  # schedule
+                        float(row[12]),  # created_at
+                        owner,  # lease_owner
+                        expires,  # lease_expires
                     )
                 )
             if leased:
