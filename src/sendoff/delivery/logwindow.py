@@ -11,6 +11,7 @@ of the first :data:`BURST_LINES` through and sums up the rest in one line per wi
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -48,6 +49,11 @@ class Burst:
         if summary:
             logger.warning("%s", summary)
         return admitted
+
+    def warn(self, now: float, text: str, to: logging.Logger = logger) -> None:
+        """Log ``text`` as a warning on ``to`` if :meth:`admit` lets it through."""
+        if self.admit(now, text):
+            to.warning("%s", text)
 
     def report(self, now: float) -> None:
         """Sum up the lines held back, once their window has passed."""
@@ -122,8 +128,7 @@ class LogWindow:
             missed, self.missed = self.missed, 0
         if missed:
             text += f" (and {missed} more like it in the last {self.every:.0f} s)"
-        if BURST.admit(now, text):
-            logger.warning("%s", text)
+        BURST.warn(now, text)
 
     def report(self, now: float, origin: str) -> None:
         """Sum up the lines held back, once their window has passed."""
@@ -137,8 +142,7 @@ class LogWindow:
             f"{latest}; {missed} more request(s) to {origin} ended like it in the last"
             f" {self.every:.0f} s"
         )
-        if BURST.admit(now, text):
-            logger.warning("%s", text)
+        BURST.warn(now, text)
 
     @property
     def pending(self) -> bool:

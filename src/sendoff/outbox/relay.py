@@ -626,8 +626,7 @@ class Relay:
                     f" wait {state.cooldown:.0f} s"
                 )
                 # many origins failing at once: the first few say so, a line sums up the rest
-                if BURST.admit(time.monotonic(), text):
-                    log.warning("%s", text)
+                BURST.warn(time.monotonic(), text, log)
 
     def _renew(self) -> None:
         """Keep the leases of what is still in flight (queued in the engine behind a slow
@@ -734,13 +733,14 @@ def judge(receipt: Receipt, now: float) -> Judgement:
     verdict = classify(status, None if status is not None else error_kind(error))
     text = None if error is None else str(error)
     later = None
-    if verdict == "retry" and status in (429, 503):
+    reads_header = verdict == "retry" and status in (429, 503)
+    if reads_header:
         response = receipt.response
         if response is not None:
             later = retry_after(response.headers.get("retry-after"), now)
     result = Judgement(verdict, status, text, later)
-    if error is None and status is not None and status not in (429, 503) and status < 1000:
-        _PLAIN[status] = result  # a status alone always means the same
+    if error is None and status is not None and not reads_header and status < 1000:
+        _PLAIN[status] = result  # then the status alone always means the same
     return result
 
 
