@@ -744,9 +744,9 @@ WINDOW = 0.4
 
 @pytest.fixture
 def small_log_window(monkeypatch):
-    """LogWindow reads LOG_EVERY as a default argument, bound at import: patching the
-    module constant changes nothing, so the default itself is patched."""
-    monkeypatch.setattr(logwindow.LogWindow.__init__, "__defaults__", (WINDOW,))
+    """Windows made from now on last WINDOW seconds (LogWindow reads LOG_EVERY when it is
+    made)."""
+    monkeypatch.setattr(logwindow, "LOG_EVERY", WINDOW)
 
 
 _MORE = re.compile(r"\(and (\d+) more like it|; (\d+) more request\(s\)")
@@ -803,8 +803,13 @@ def test_queue_full_under_sustained_overload_logs_once_per_window(
     assert 2 <= len(lines) <= 4 + 2  # 4 windows of overload, then the summing up
     gaps = [b.created - a.created for a, b in itertools.pairwise(lines)]
     assert all(gap >= WINDOW * 0.9 for gap in gaps), gaps
-    others = [m for m in _messages(caplog) if "queue full" not in m]
-    assert others == []  # no "room again" chatter
+    # nothing else: no "room again" chatter (lines about another origin are left out: an
+    # engine a test before this one left behind may still sum up its own meanwhile)
+    others = [
+        m for m in _messages(caplog)
+        if "queue full" not in m and (srv.origin in m or "http://" not in m)
+    ]
+    assert others == []
     assert client.flush(GENEROUS)
 
 

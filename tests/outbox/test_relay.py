@@ -161,7 +161,7 @@ def test_a_receiver_refusing_everything_does_not_flood_the_log(
     """300 messages answered 400 are dead at once. The relay logged a line for each; now
     the first of an origin goes out at once and the others of the same window (1 s here)
     are summed up in one line when it has passed: at most two lines per window, and
-    together they account for every one of the 300."""
+    together they account for every one of the 300, all on the ``sendoff.outbox`` logger."""
     monkeypatch.setattr(logwindow, "LOG_EVERY", 1.0)
     server = make_server(lambda req: Reply(400, b"no such hook"))
     outbox = Outbox(tmp_path / "o.sqlite3")
@@ -185,6 +185,10 @@ def test_a_receiver_refusing_everything_does_not_flood_the_log(
         assert "400" in lines[0]
         assert outbox.store.stats()["dead"] == 300
         assert server.count == 300  # each was sent once: final at the first answer
+        # the first line and the summing-up both come from the outbox's logger, where its
+        # other lines go (a user who filters "sendoff.outbox" sees them all)
+        names = {r.name for r in caplog.records if " is dead" in r.getMessage()}
+        assert names == {"sendoff.outbox"}
     finally:
         outbox.close()
 

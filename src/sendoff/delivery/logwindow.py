@@ -105,12 +105,14 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class LogWindow:
-    """Rate-limits one kind of warning about one origin; thread-safe."""
+    """Rate-limits one kind of warning about one origin; thread-safe. Its lines go to
+    ``to`` (the component's logger; ``sendoff`` by default)."""
 
-    __slots__ = ("_lock", "every", "last", "latest", "missed")
+    __slots__ = ("_lock", "every", "last", "latest", "missed", "to")
 
-    def __init__(self, every: float | None = None) -> None:
+    def __init__(self, every: float | None = None, to: logging.Logger = logger) -> None:
         self.every = LOG_EVERY if every is None else every
+        self.to = to
         self.last = float("-inf")
         self.missed = 0
         self.latest = ""
@@ -128,7 +130,7 @@ class LogWindow:
             missed, self.missed = self.missed, 0
         if missed:
             text += f" (and {missed} more like it in the last {self.every:.0f} s)"
-        BURST.warn(now, text)
+        BURST.warn(now, text, self.to)
 
     def report(self, now: float, origin: str) -> None:
         """Sum up the lines held back, once their window has passed."""
@@ -142,7 +144,7 @@ class LogWindow:
             f"{latest}; {missed} more request(s) to {origin} ended like it in the last"
             f" {self.every:.0f} s"
         )
-        BURST.warn(now, text)
+        BURST.warn(now, text, self.to)
 
     @property
     def pending(self) -> bool:

@@ -595,7 +595,7 @@ class Relay:
         self.dead += 1
         window = state.dead_lines
         if window is None:
-            window = state.dead_lines = LogWindow()
+            window = state.dead_lines = LogWindow(to=log)
         window.line(
             time.monotonic(),
             f"outbox message {message.id} ({message.method} {message.origin}) {why}",
