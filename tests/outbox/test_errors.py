@@ -287,8 +287,17 @@ def test_a_foreign_database_is_refused(db_path: Path) -> None:
     assert tables == {"users"}
 
 
+@pytest.fixture
+def fresh_sqlite_check() -> Iterator[None]:
+    """The SQLite check runs once per process: these tests fake another library, so it
+    must run again for them, and once more after them."""
+    store_module._sqlite_problem.cache_clear()
+    yield
+    store_module._sqlite_problem.cache_clear()
+
+
 def test_an_sqlite_too_old_for_the_store_is_refused_at_open(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_sqlite_check: None
 ) -> None:
     """A Python linked to an old libsqlite3 (3.31 on Ubuntu 20.04) could store messages but
     never claim one (``UPDATE ... FROM`` is 3.33): the outbox says so when it opens, before
@@ -301,11 +310,12 @@ def test_an_sqlite_too_old_for_the_store_is_refused_at_open(
     assert "3.33.0 or newer" in str(info.value)
     assert not db_path.exists()
     monkeypatch.undo()
+    store_module._sqlite_problem.cache_clear()
     Store(db_path).close()  # this machine's SQLite is new enough
 
 
 def test_an_sqlite_without_json_functions_is_refused_at_open(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_sqlite_check: None
 ) -> None:
     """The store reads and writes batches through SQLite's JSON functions: a library built
     without them is named at open, and no file is created. (The probe is made to call a

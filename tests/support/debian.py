@@ -93,8 +93,15 @@ def ensure_packages(*names: str) -> None:
         policy = Path("/usr/sbin/policy-rc.d")
         ours = not policy.exists()
         if ours:  # do not let the packages start a system-wide server on the default ports
-            policy.write_text("#!/bin/sh\nexit 101\n")
-            policy.chmod(0o755)
+            try:
+                policy.write_text("#!/bin/sh\nexit 101\n")
+                policy.chmod(0o755)
+            except OSError as exc:
+                policy.unlink(missing_ok=True)
+                raise PackageInstallError(
+                    f"cannot write {policy} (it keeps the packages {' '.join(missing)} from"
+                    f" starting system-wide servers while they install): {exc}"
+                ) from exc
         try:
             _apt(["install", "-y", "--no-install-recommends", *missing], env)
         finally:

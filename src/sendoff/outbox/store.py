@@ -445,9 +445,11 @@ os.register_at_fork(
 _JSON_PROBE = "SELECT value FROM json_each(json_array(1))"
 
 
+@functools.cache
 def _sqlite_problem() -> str | None:
     """Why this process's SQLite library cannot run the store (None: it can). Checked on a
-    memory database, before the file is opened or created."""
+    memory database, before the file is opened or created; once per process (the library
+    cannot change)."""
     if sqlite3.sqlite_version_info < MIN_SQLITE:
         return f"SQLite {sqlite3.sqlite_version} is too old"
     probe = sqlite3.connect(":memory:")
