@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import inspect
+import math
 import os
 import threading
 import time
@@ -18,10 +19,13 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..core.errors import InvalidRequest
 from ..delivery.sender import Settings
 from ..delivery.wire import build_request, fire_wire
-from ..http.checks import check_controls, header_value
+from ..http.checks import check_controls, check_token, header_value
+from ..http.headers import Headers
 from ..http.models import FieldInput, HeaderInput, Response
+from ..outbox import schedule as _schedule
 from ..outbox.relay import (
     DEFAULT_CIRCUIT,
     IDEMPOTENCY_HEADER,
@@ -140,11 +144,25 @@ class Outbox(Client[OutboxReceipt]):
             )
         elif relay is not None:
             _check_bind(relay)
+        # checked before the file is opened: a bad option must not cost a relay thread
+        # that dies on it later, nor create a file
+        steps = _schedule.validate(schedule)
+        check_token("idempotency_header", idempotency_header)
+        _check_seconds("deadline", deadline, optional=True, positive=True)
+        _check_seconds("keep_delivered", keep_delivered, optional=True, positive=False)
+        _check_seconds("lease", lease, optional=True, positive=True)
+        _check_seconds("exit_timeout", exit_timeout, optional=False, positive=False)
+        if (
+            isinstance(connections_per_origin, bool)
+            or not isinstance(connections_per_origin, int)
+            or connections_per_origin < 1
+        ):
+            raise ValueError("connections_per_origin: must be a positive integer")
         chosen = path if path is not None else os.environ.get("SENDOFF_OUTBOX") or DEFAULT_PATH
         self.store = Store(chosen, durability=durability, busy_timeout=busy_timeout,
                            max_rows=max_rows)
         self.path = self.store.path
-        self.schedule = tuple(schedule)
+        self.schedule = steps
         self.header = idempotency_header
         self.lower = idempotency_header.lower()
         self.exit_timeout = exit_timeout
@@ -184,17 +202,28 @@ class Outbox(Client[OutboxReceipt]):
         """Store ``request``; return once its row is committed.
 
         ``key`` is its idempotency key (default: its ``Idempotency-Key`` header, else the
-        message id): storing a key that is already pending or delivered stores nothing and
-        returns the existing message's receipt (``existing=True``). Messages with the same
+        message id; given both, they must agree): storing a key the file already holds
+        (pending, delivered or dead) stores nothing and returns the existing message's
+        receipt (``existing=True``). Messages with the same
         ``ordering_key`` are delivered one at a time, in the order they were stored.
         """
         prepared = request.prepare()
-        if key is None:
-            key = request.headers().get(self.header)
+        key = self._key(key, request.headers().get(self.header))
         return self._store(
             prepared.method, prepared.url, prepared.full_url, prepared.wire(),
             request.timeout() or self.timeout, key, ordering_key,
         )
+
+    def _key(self, key: str | None, header: str | None) -> str | None:
+        """The message's key: ``key=`` or the idempotency header, which must agree (the key
+        the file deduplicates on is the one the receiver sees)."""
+        if key is None:
+            return header
+        if header is not None and header != key:
+            raise InvalidRequest(
+                "key", f"differs from the request's {self.header} header; give one of them"
+            )
+        return key
 
     def _store(
         self,
@@ -208,6 +237,8 @@ class Outbox(Client[OutboxReceipt]):
     ) -> OutboxReceipt:
         if isinstance(key, str):  # it goes on the wire, in the idempotency header
             header_value("key", key)
+            if key != key.strip(" \t"):  # HTTP drops it: the receiver would see another key
+                raise InvalidRequest("key", "must not begin or end with a space or tab")
         if isinstance(ordering_key, str):
             check_controls("ordering_key", ordering_key)
         message = NewMessage(
@@ -233,9 +264,7 @@ class Outbox(Client[OutboxReceipt]):
         ordering_key: str | None = None,
     ) -> OutboxReceipt:
         """Store ``method url`` (arguments as :func:`sendoff.fire`); return once committed."""
-        chosen = key
-        if chosen is None and headers:
-            chosen = next((str(v) for k, v in headers.items() if k.lower() == self.lower), None)
+        chosen = self._key(key, Headers(headers).get(self.header) if headers else None)
         fast = fire_wire(method, url, params, data, json, headers, timeout)
         if fast is None:  # the less common shapes: the Request checks and renders them
             request = build_request(method, url, params, data, json, headers, timeout)
@@ -282,6 +311,21 @@ class Outbox(Client[OutboxReceipt]):
         if self.relay is not None:
             self.relay.stop(self.exit_timeout)
         self.store.close()
+
+
+def _check_seconds(field: str, value: object, *, optional: bool, positive: bool) -> None:
+    if value is None and optional:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        bound = "> 0" if positive else ">= 0"
+        none = "None or " if optional else ""
+        raise ValueError(f"{field}: must be {none}a finite number of seconds {bound}")
 
 
 def _check_bind(backend: RelayBackend) -> None:

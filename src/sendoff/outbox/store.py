@@ -538,9 +538,15 @@ class Store:
             raise ValueError("path: the outbox needs a file path")
         if durability not in ("normal", "full"):
             raise ValueError("durability: must be 'normal' or 'full'")
-        if not (busy_timeout >= 0 and math.isfinite(busy_timeout)):
+        if (
+            isinstance(busy_timeout, bool)
+            or not isinstance(busy_timeout, int | float)
+            or not (busy_timeout >= 0 and math.isfinite(busy_timeout))
+        ):
             raise ValueError("busy_timeout: must be a finite number of seconds >= 0")
-        if max_rows is not None and (isinstance(max_rows, bool) or max_rows < 1):
+        if max_rows is not None and (
+            isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1
+        ):
             raise ValueError("max_rows: must be None or a positive integer")
         self.durability: Durability = durability
         self.busy_timeout = float(busy_timeout)
@@ -648,6 +654,8 @@ class Store:
             cached_statements=64,
         )
         try:
+            # another application's database is refused before anything is changed in it
+            self._refuse_foreign(conn)
             # Switching a new file to WAL needs an exclusive lock, and SQLite answers BUSY
             # at once, without its busy handler, while another connection holds one: wait
             # here instead, up to busy_timeout (processes opening a new file together).
@@ -750,6 +758,7 @@ class Store:
             logger.info("outbox %s: schema v%d -> v%d", self.path, start, version)
 
     def _check_version(self, conn: sqlite3.Connection, version: int) -> None:
+        self._refuse_foreign(conn)
         if version > SCHEMA_VERSION:
             raise OutboxError(
                 f"outbox {self.path}: written by a newer sendoff (schema v{version}; this one"
@@ -757,10 +766,17 @@ class Store:
                 cause="newer_schema",
                 path=self.path,
             )
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        foreign = app_id not in (0, APPLICATION_ID)
-        if version == 0 and not foreign:
-            foreign = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+
+    def _refuse_foreign(self, conn: sqlite3.Connection) -> None:
+        """OutboxError unless the file is empty or an outbox: every outbox schema version
+        carries the application id (set with the first), a new file has neither. Read in
+        one statement, one snapshot: another store may be creating the tables meanwhile."""
+        version, app_id, tables = conn.execute(
+            "SELECT (SELECT user_version FROM pragma_user_version),"
+            " (SELECT application_id FROM pragma_application_id),"
+            " (SELECT count(*) FROM sqlite_master)"
+        ).fetchone()
+        foreign = app_id != APPLICATION_ID if version > 0 or app_id != 0 else tables > 0
         if foreign:
             raise OutboxError(
                 f"outbox {self.path}: not a sendoff outbox (the database holds other data);"
