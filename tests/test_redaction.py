@@ -40,6 +40,21 @@ def test_requests_show_redacted_urls():
     assert "t0k3n" in r.url()
 
 
+@pytest.mark.parametrize("url", [
+    "http://user:se%23cretPW@host.example/",
+    "http://user:p%40ss%2FwordSECRETPW@host.example/",
+    "http://user:x%3FSECRETPW@host.example/",
+    "http://tok%3Fen%26SECRETPW@host.example/x",
+])
+def test_percent_encoded_credentials_stay_redacted(url):
+    """A '#', '/', '?' or '@' written encoded in the userinfo used to come back decoded,
+    where it ended the userinfo early: redaction then showed the rest in clear."""
+    r = Request(url)
+    for shown in (repr(r), r.url(redacted=True), str(r)):
+        assert "cretPW" not in shown
+    assert Request(r.url()).url() == r.url()  # the URL it gives parses back to itself
+
+
 def test_redact_headers():
     pairs = [("Authorization", "Bearer x"), ("cookie", "a=b"), ("Set-Cookie", "s=1"),
              ("Proxy-Authorization", "Basic y"), ("X-Api-Key", "k"), ("x-auth-token", "t"),

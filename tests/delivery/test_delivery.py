@@ -189,6 +189,27 @@ def test_bad_input_raises_at_once_in_the_caller(client):
         sendoff.fire("GET", "http://127.0.0.1:1/", timeout=True)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), True])
+def test_a_timeout_that_never_ends_is_refused(bad):
+    """NaN or infinity as a timeout or deadline left a request to a silent server pending
+    for ever (and a blocked caller with it)."""
+    with pytest.raises(ValueError, match="timeout"):
+        sendoff.FireAndForget(timeout=bad)
+    with pytest.raises(ValueError, match="deadline"):
+        sendoff.FireAndForget(deadline=bad)
+    with pytest.raises(sendoff.InvalidRequest, match="timeout"):
+        sendoff.fire("GET", "http://127.0.0.1:1/", timeout=bad)
+    with pytest.raises(sendoff.InvalidRequest, match="deadline"):
+        sendoff.Request("http://127.0.0.1:1/").deadline(bad)
+
+
+def test_waiting_longer_than_the_platform_can_does_not_raise(make_server, client):
+    srv = make_server(lambda req: Reply(200, b"late", delay=0.2))
+    receipt = client.fire("GET", srv.url("/slow"))
+    assert receipt.wait(float("inf")).body == b"late"
+    assert receipt.wait(1e300).body == b"late"
+
+
 def test_wait_times_out_without_raising(make_server, client):
     srv = make_server(lambda req: Reply(200, b"late", delay=1.0))
     receipt = client.fire("GET", srv.url("/slow"))

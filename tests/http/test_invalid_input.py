@@ -72,12 +72,36 @@ def test_no_host(uri):
     ("http://example.com:0/", "port 0 is outside 1-65535"),
     ("http://example.com:65536/", "port 65536 is outside 1-65535"),
     ("http://example.com:99999999/", "outside 1-65535"),
-    ("http://example.com:http/", "port 'http' is not a number"),
+    ("http://example.com:http/", "the port is not a number"),
     ("http://example.com:-1/", "not a number"),
+    ("http://example.com:\u00b2/", "not a number"),  # superscript two: a digit to isdigit()
+    ("http://example.com:\u0668\u0660/", "not a number"),  # Arabic-Indic 80
 ])
 def test_bad_port(uri, text):
     with raises("uri", text):
         Request(uri)
+
+
+@pytest.mark.parametrize("uri", [
+    "https://admin:s3cr3tPW/x@example.com/",
+    "https://admin:s3cr3tPW#x@example.com/",
+    "https://admin:s3cr3tPW?x@example.com/",
+    "https://user:s3cr3tPW@example.com:s3cr3tPW/",
+])
+def test_a_password_the_parser_takes_for_a_port_is_not_echoed(uri):
+    """An unencoded '/', '?' or '#' ends the authority early: what precedes it in the
+    password is then read as a port, and the error used to quote it."""
+    with pytest.raises(InvalidRequest) as info:
+        Request(uri)
+    assert "s3cr3t" not in str(info.value)
+    assert "percent-encoded" in str(info.value)
+
+
+def test_credentials_without_a_scheme_are_refused_unechoed():
+    with pytest.raises(InvalidRequest) as info:
+        Request("user:s3cr3tPW@example.com/x")
+    assert info.value.field == "uri"
+    assert "s3cr3t" not in str(info.value)
 
 
 def test_bad_hosts():

@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 from ..core.emitter import Emitter
+from ..core.seconds import is_seconds
 from ..events.lifecycle import SEND, Transaction
 from ..http.models import Response
 
@@ -27,7 +28,7 @@ class Client(Generic[ResultT]):
     """
 
     def __init__(self, *, timeout: float = 30.0) -> None:
-        if not isinstance(timeout, int | float) or timeout <= 0:
+        if not is_seconds(timeout):
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.timeout = float(timeout)
         self.emitter = Emitter()

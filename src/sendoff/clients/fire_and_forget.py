@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from ..core.seconds import is_seconds
 from ..delivery.engine import Engine, drain_on_sigterm, get_engine
 from ..delivery.inline import send_inline
 from ..delivery.pool import COUNTERS
@@ -93,9 +94,9 @@ class FireAndForget(Client[Receipt]):
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"{name} must be an int >= {least}, not {value!r}")
-        if not isinstance(exit_timeout, int | float) or exit_timeout < 0:
+        if not is_seconds(exit_timeout, positive=False):
             raise ValueError(f"exit_timeout must be a number of seconds >= 0, not {exit_timeout!r}")
-        if deadline is not None and (not isinstance(deadline, int | float) or deadline <= 0):
+        if deadline is not None and not is_seconds(deadline):
             raise ValueError(f"deadline must be a positive number of seconds, not {deadline!r}")
         self.mode = mode
         self.verify = verify

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import inspect
-import math
 import os
 import threading
 import time
@@ -20,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..core.errors import InvalidRequest
+from ..core.seconds import is_seconds
 from ..delivery.sender import Settings
 from ..delivery.wire import build_request, fire_wire
 from ..http.checks import check_controls, check_token, header_value
@@ -316,13 +316,7 @@ class Outbox(Client[OutboxReceipt]):
 def _check_seconds(field: str, value: object, *, optional: bool, positive: bool) -> None:
     if value is None and optional:
         return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-        or (positive and value == 0)
-    ):
+    if not is_seconds(value, positive=positive):
         bound = "> 0" if positive else ">= 0"
         none = "None or " if optional else ""
         raise ValueError(f"{field}: must be {none}a finite number of seconds {bound}")

@@ -102,6 +102,8 @@ class Receipt:
                     if self._event is None:
                         self._event = threading.Event()
                     event = self._event
+            if timeout is not None and timeout >= threading.TIMEOUT_MAX:
+                timeout = None  # longer than the platform can wait: that is, for ever
             if not self._done:  # settle() looks for the event after setting _done
                 event.wait(timeout)
         return self.response

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.errors import InvalidRequest
+from ..core.seconds import is_seconds
 from ..http.checks import check_token, store_field, utf8
 from ..http.forms import encode_fields
 from ..http.headers import Headers
@@ -57,9 +58,7 @@ def fire_wire(
 
     Raises InvalidRequest for bad input, exactly as Request would.
     """
-    if timeout is not None and (
-        isinstance(timeout, bool) or not (isinstance(timeout, int | float) and timeout > 0)
-    ):
+    if timeout is not None and not is_seconds(timeout):
         return None
     parsed = parse_uri(url)
     if parsed.query or parsed.username is not None or not parsed.scheme:

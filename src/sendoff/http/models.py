@@ -21,6 +21,7 @@ from typing import Any, Generic, NamedTuple, Protocol, Self, TypeVar, overload
 from ..core.emitter import Emitter
 from ..core.errors import InvalidRequest, SendoffError
 from ..core.log import redact_url
+from ..core.seconds import is_seconds
 from .checks import (
     check_controls,
     check_host_header,
@@ -142,6 +143,11 @@ def request_uri(uri: str) -> URL:
     if text.startswith("/") or current_frame() is not None:
         return url  # a path, or inside an App: Kohana's internal request, as it always was
     first = re.split(r"[/?#]", text, maxsplit=1)[0]
+    if "@" in first:  # user:password@host without a scheme: never echoed
+        raise InvalidRequest(
+            "uri", "its first segment holds '@' (credentials?) but the URI has no scheme: write"
+            " https:// (or http://) before it for an external request"
+        )
     if _HOST_LIKE.match(first):
         suggestion = redact_url("https://" + text)
         raise InvalidRequest(
@@ -533,9 +539,7 @@ class Request(Generic[ResultT]):
         """A timeout in seconds for this request, overriding its client's."""
         if value is _MISSING:
             return self._timeout
-        if value is not None and (
-            not isinstance(value, int | float) or isinstance(value, bool) or value <= 0
-        ):
+        if value is not None and not is_seconds(value):
             raise InvalidRequest("timeout", f"must be a positive number of seconds, not {value!r}")
         self._timeout = None if value is None else float(value)
         return self
@@ -549,9 +553,7 @@ class Request(Generic[ResultT]):
         overriding its client's; :meth:`timeout` bounds each wait within it."""
         if value is _MISSING:
             return self._deadline
-        if value is not None and (
-            not isinstance(value, int | float) or isinstance(value, bool) or value <= 0
-        ):
+        if value is not None and not is_seconds(value):
             raise InvalidRequest("deadline", f"must be a positive number of seconds, not {value!r}")
         self._deadline = None if value is None else float(value)
         return self

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from functools import lru_cache
 from typing import NamedTuple
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from ..core.errors import InvalidRequest
 from .checks import check_text, utf8
@@ -62,9 +62,17 @@ class URL(NamedTuple):
             return tail
         auth = ""
         if with_credentials and self.username is not None:
-            auth = self.username + (":" + self.password if self.password is not None else "") + "@"
+            # encoded again: decoded, a '#', '/', '?' or '@' in a password would end the
+            # userinfo early (and redaction with it)
+            auth = quote(self.username, safe=_USERINFO_SAFE)
+            if self.password is not None:
+                auth += ":" + quote(self.password, safe=_USERINFO_SAFE)
+            auth += "@"
         return f"{self.scheme}://{auth}{self.host_header}{tail}"
 
+
+#: what userinfo may hold unencoded besides letters and digits (RFC 3986, less ':')
+_USERINFO_SAFE = "-._~!$&'()*+,;="
 
 #: URLs parsed so far, by their text. A plain dict, not an LRU: a hit must touch as little
 #: memory as possible (``fire()`` to thousands of origins finds its entry cold in the CPU
@@ -139,8 +147,12 @@ def _authority(scheme: str, authority: str) -> tuple[str | None, str | None, str
     host, port_text = _split_host_port(hostport)
     port = DEFAULT_PORTS[scheme]
     if port_text:
-        if not port_text.isdigit():
-            raise InvalidRequest("uri", f"port {port_text!r} is not a number")
+        if not (port_text.isascii() and port_text.isdigit()):
+            # never quoted: a password holding an unencoded '/', '?' or '#' ends up here
+            raise InvalidRequest(
+                "uri", "the port is not a number (in a password, '/', '?' and '#' must be"
+                " percent-encoded)"
+            )
         port = int(port_text)
         if not 1 <= port <= 65535:
             raise InvalidRequest("uri", f"port {port} is outside 1-65535")
