@@ -85,3 +85,15 @@ def test_headers_values_are_normalised():
     assert h.multi_items() == [("A", "padded"), ("B", "12"), ("C", "bytes")]
     with pytest.raises(sendoff.InvalidRequest, match="must be str, bytes or int"):
         Headers({"A": 1.5})
+
+
+def test_an_http_error_escapes_the_servers_reason_phrase():
+    """The reason phrase is the server's text: a terminal escape in it must not reach a
+    terminal or a log viewer through the exception's message."""
+    r = Response(500, reason="Bad\x1b[31mRED\x1b[0m\x85X")
+    with pytest.raises(sendoff.HttpError) as info:
+        r.raise_for_status()
+    text = str(info.value)
+    assert "\x1b" not in text
+    assert "\x85" not in text
+    assert "\\x1b[31mRED" in text

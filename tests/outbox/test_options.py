@@ -105,3 +105,19 @@ def test_another_applications_database_is_refused_and_left_untouched(
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
     assert tables == {"users"}
+
+
+def test_nothing_starts_after_close(tmp_path: Path) -> None:
+    """flush() after close() used to start a new relay thread on the closed file, which
+    then logged a traceback twice a second until the process ended."""
+    box = Outbox(tmp_path / "o.sqlite3")
+    box.fire("POST", URL)
+    box.close()
+    for call in (lambda: box.flush(0.1), lambda: box.fire("POST", URL)):
+        with pytest.raises(OutboxError) as info:
+            call()
+        assert info.value.cause == "closed"
+    relay = box.relay
+    assert relay is not None
+    thread = relay._thread
+    assert thread is None or not thread.is_alive()

@@ -935,4 +935,6 @@ class HttpError(SendoffError):
         self.response = response
         self.request = request
         where = f" for {request.method()} {request.url(redacted=True)}" if request else ""
-        super().__init__(f"HTTP {response.status} {response.reason}{where}")
+        # the server chose the reason: escape what a terminal or log viewer would act on
+        reason = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in response.reason)
+        super().__init__(f"HTTP {response.status} {reason}{where}")

@@ -634,6 +634,11 @@ class Store:
             raise OutboxError(f"outbox {self.path}: closed", cause="closed", path=self.path)
 
     @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    @property
     def transactions(self) -> int:
         """Write transactions this object committed (in this process)."""
         return self._transactions
