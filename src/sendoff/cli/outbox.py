@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ..clients.outbox import Outbox
+from ..core.display import shown
 from ..core.errors import InvalidRequest
 from ..core.log import logger, redact_url
 from ..outbox.store import MessageStatus
@@ -41,23 +42,6 @@ from .base import command
 STATUSES = ("pending", "delivering", "delivered", "dead")
 _AGE = re.compile(r"(\d+(?:\.\d+)?)([smhd])\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-# C0, DEL, C1; the bidirectional controls and line/paragraph separators (they reorder or
-# break what follows); the backslash, so that a literal "\x1b" in the text shows as "\\x1b"
-_UNSAFE = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\\\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
-)
-_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\\": "\\\\"}
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-
-
-def _shown(text: str) -> str:
-    """``text`` for a terminal: control and bidirectional characters, and the backslash,
-    as Python-style escapes."""
-    return _UNSAFE.sub(lambda m: _escape(m[0]), text)
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,7 +137,7 @@ def _show(outbox: Outbox, args: argparse.Namespace, out: TextIO) -> int:
     for key, value in fields.items():
         if key.endswith("_at") and isinstance(value, float):
             value = f"{_when(value)} ({value:.3f})"
-        out.write(f"{key.ljust(width)}  {'' if value is None else _shown(str(value))}\n")
+        out.write(f"{key.ljust(width)}  {'' if value is None else shown(str(value))}\n")
     return 0
 
 
@@ -246,7 +230,7 @@ def _time(text: str, field: str) -> float:
 
 
 def _table(out: TextIO, header: list[str], cells: list[list[str]]) -> None:
-    rows = [[_shown(cell) for cell in row] for row in cells]
+    rows = [[shown(cell) for cell in row] for row in cells]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]
     out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip() + "\n")

@@ -18,6 +18,7 @@ from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Generic, NamedTuple, Protocol, Self, TypeVar, overload
 
+from ..core.display import shown
 from ..core.emitter import Emitter
 from ..core.errors import InvalidRequest, SendoffError
 from ..core.log import redact_url
@@ -936,5 +937,4 @@ class HttpError(SendoffError):
         self.request = request
         where = f" for {request.method()} {request.url(redacted=True)}" if request else ""
         # the server chose the reason: escape what a terminal or log viewer would act on
-        reason = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in response.reason)
-        super().__init__(f"HTTP {response.status} {reason}{where}")
+        super().__init__(f"HTTP {response.status} {shown(response.reason)}{where}")
