@@ -164,7 +164,6 @@ class Outbox(Client[OutboxReceipt]):
         self.path = self.store.path
         self.schedule = steps
         self.header = idempotency_header
-        self.lower = idempotency_header.lower()
         self.exit_timeout = exit_timeout
         self.relay: RelayBackend | None = None
         if relay is not None:

@@ -282,11 +282,7 @@ class Relay:
     def start(self) -> None:
         """Start the relay thread (once per process; again in a forked child); never
         for a closed store (OutboxError)."""
-        store = self.store  # raises if the relay serves no outbox yet
-        if store.closed:
-            raise errors.OutboxError(
-                f"outbox {store.path}: closed", cause="closed", path=store.path
-            )
+        self.store.check_open()  # the store raises if the relay serves none yet
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's thread and leases are its own
                 self._pid = os.getpid()

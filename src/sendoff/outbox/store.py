@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, NamedTuple, TypedDict, TypeVar
 
 from ..core.errors import OutboxError, OutboxFull
+from ..core.seconds import is_seconds
 from . import schedule as _schedule
 from .schedule import DEFAULT_SCHEDULE
 
@@ -383,11 +384,7 @@ def _check_message(msg: NewMessage) -> tuple[bytes, tuple[tuple[float, ...], str
             f" {MAX_WIRE:,} (SQLite's length limit, with room for the rest of the row)"
         )
     timeout = msg.timeout
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not (math.isfinite(timeout) and timeout > 0)
-    ):
+    if not is_seconds(timeout):
         raise ValueError("timeout: must be a positive number of seconds")
     for name, value in (("key", msg.key), ("ordering_key", msg.ordering_key)):
         if value is not None and (not isinstance(value, str) or not value or len(value) > 1000):
@@ -538,11 +535,7 @@ class Store:
             raise ValueError("path: the outbox needs a file path")
         if durability not in ("normal", "full"):
             raise ValueError("durability: must be 'normal' or 'full'")
-        if (
-            isinstance(busy_timeout, bool)
-            or not isinstance(busy_timeout, int | float)
-            or not (busy_timeout >= 0 and math.isfinite(busy_timeout))
-        ):
+        if not is_seconds(busy_timeout, positive=False):
             raise ValueError("busy_timeout: must be a finite number of seconds >= 0")
         if max_rows is not None and (
             isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1
@@ -630,13 +623,12 @@ class Store:
     def _check_process(self) -> None:
         if self._pid != os.getpid():  # forked without os.register_at_fork hooks running
             self._after_fork()
+        self.check_open()
+
+    def check_open(self) -> None:
+        """Raise :class:`OutboxError` (cause ``"closed"``) once :meth:`close` was called."""
         if self._closed:
             raise OutboxError(f"outbox {self.path}: closed", cause="closed", path=self.path)
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._closed
 
     @property
     def transactions(self) -> int:
@@ -742,6 +734,7 @@ class Store:
                 # Checked again under the write lock, in one snapshot: another process may
                 # have migrated the file meanwhile (its tables must not look foreign).
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
+                self._refuse_foreign(conn)
                 self._check_version(conn, version)
                 start = version
                 while version < SCHEMA_VERSION:
@@ -763,7 +756,7 @@ class Store:
             logger.info("outbox %s: schema v%d -> v%d", self.path, start, version)
 
     def _check_version(self, conn: sqlite3.Connection, version: int) -> None:
-        self._refuse_foreign(conn)
+        """A file of a newer schema is refused (a foreign one was refused on connecting)."""
         if version > SCHEMA_VERSION:
             raise OutboxError(
                 f"outbox {self.path}: written by a newer sendoff (schema v{version}; this one"
@@ -884,8 +877,7 @@ class Store:
         self._check_process()
         write: _Write[T] = _Write(fn)
         with self._lock:
-            if self._closed:
-                raise OutboxError(f"outbox {self.path}: closed", cause="closed", path=self.path)
+            self.check_open()  # again under the lock: close() may have run meanwhile
             self._pending += 1
             lead = not self._busy
             if lead:  # nothing runs, so nothing is queued: this write is the batch
@@ -1005,8 +997,7 @@ class Store:
         ``fn`` sees the file as the others do)."""
         self._check_process()
         with self._read_lock:
-            if self._closed:
-                raise OutboxError(f"outbox {self.path}: closed", cause="closed", path=self.path)
+            self.check_open()  # again under the lock: close() may have run meanwhile
             try:
                 reader = self._reader()
                 if not snapshot:
